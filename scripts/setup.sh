@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up everything saltare needs for development, tests and the examples:
+#   - Bun, TypeScript and Biome from the npm registry (pinned in package-lock.json)
+#   - a virtualenv in .venv with the pinned requirements and saltare installed editable
+# Idempotent: a second run only checks that everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing Bun and TypeScript tooling from the npm registry"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating virtualenv .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.saltare-setup
+if [ ! -f "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ] || [ python/pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing pinned Python packages into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e python
+  touch "$stamp"
+fi
