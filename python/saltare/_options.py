@@ -1,0 +1,271 @@
+"""The one table of saltare's options.
+
+Every option is defined here once: its name (the Python keyword of ``saltare.run``), type,
+default, validation, command-line flag, ``SALTARE_*`` environment variable and help text. The
+CLI, ``run()`` and the router all take their options from this table; the router receives the
+validated values as JSON and trusts them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["OPTIONS", "ConfigError", "Option", "resolve"]
+
+
+class ConfigError(ValueError):
+    """A bad option value; the message names the option and what is allowed."""
+
+    code = "BAD_OPTION"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: str  # "str" | "int" | "float" | "bool" | "choice" | "size"
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    check: Callable[[Any], str | None] | None = field(default=None, compare=False)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "SALTARE_" + self.name.upper()
+
+    def allowed(self) -> str:
+        """Describe the allowed values, for error messages and --help."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum:g}")
+        kind = {"int": "an integer", "float": "a number", "size": "a size in bytes"}.get(
+            self.kind, "a string"
+        )
+        return kind + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _check_root_path(value: str) -> str | None:
+    if value and (not value.startswith("/") or value.endswith("/")):
+        return "a path starting with '/' and not ending with '/' (or empty)"
+    return None
+
+
+_SIZE_SUFFIXES = {"k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3}
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "str", "127.0.0.1", "Address to listen on.", metavar="ADDR"),
+    Option("port", "int", 8000, "TCP port to listen on (0 picks a free port).", 0, 65535),
+    Option("uds", "str", None, "Listen on this Unix socket path instead of TCP.", metavar="PATH"),
+    Option(
+        "app_dir",
+        "str",
+        ".",
+        "Directory put first on sys.path before importing the app.",
+        metavar="DIR",
+    ),
+    Option("factory", "bool", False, "Treat MODULE:ATTR as a callable that returns the app."),
+    Option(
+        "root_path",
+        "str",
+        "",
+        "ASGI root_path for an app mounted below a path prefix (e.g. /api).",
+        metavar="PATH",
+        check=_check_root_path,
+    ),
+    Option(
+        "python",
+        "str",
+        None,
+        "Python interpreter that runs the app (default: the one running saltare).",
+        metavar="PATH",
+    ),
+    Option(
+        "workers",
+        "int",
+        1,
+        "Number of worker processes (0 = number of CPUs).",
+        0,
+        512,
+    ),
+    Option(
+        "loop",
+        "choice",
+        "auto",
+        "Event loop of the workers: uvloop if installed (auto), or asyncio.",
+        choices=("auto", "asyncio", "uvloop"),
+    ),
+    Option(
+        "lifespan",
+        "choice",
+        "auto",
+        "Run the ASGI lifespan protocol: auto tolerates apps without it.",
+        choices=("auto", "on", "off"),
+    ),
+    Option(
+        "log_level",
+        "choice",
+        "info",
+        "Log level of the server's own messages.",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+    ),
+    Option(
+        "keep_alive_timeout",
+        "float",
+        5.0,
+        "Seconds an idle keep-alive connection is kept open.",
+        0.1,
+        3600,
+    ),
+    Option(
+        "header_timeout",
+        "float",
+        5.0,
+        "Seconds allowed from connection (or previous response) to complete request headers.",
+        0.1,
+        3600,
+    ),
+    Option(
+        "max_request_body",
+        "size",
+        1024 * 1024,
+        "Largest request body in bytes (suffixes k, m, g); larger gets 413.",
+        0,
+        2**53,
+    ),
+    Option(
+        "max_concurrent_connections",
+        "int",
+        1024,
+        "Connections held open at once; more are accepted and closed at once.",
+        1,
+        1_000_000,
+    ),
+    Option(
+        "max_keepalive_requests",
+        "int",
+        1000,
+        "Requests served on one connection before it is closed (0 = unlimited).",
+        0,
+        2**31,
+    ),
+    Option(
+        "shutdown_timeout",
+        "float",
+        30.0,
+        "Seconds in-flight requests get to finish on SIGTERM/SIGINT.",
+        0,
+        3600,
+    ),
+)
+
+_BY_NAME = {o.name: o for o in OPTIONS}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(opt: Option, value: Any) -> Any:
+    """Convert a value (from the CLI, the environment or Python) and validate it."""
+    if value is None and opt.default is None:
+        return None
+    try:
+        if opt.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError
+        if opt.kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            result: Any = int(value)
+        elif opt.kind == "size":
+            result = _parse_size(value)
+        elif opt.kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            result = float(value)
+            if result != result or result in (float("inf"), float("-inf")):
+                raise ValueError
+        elif opt.kind == "choice":
+            result = str(value).lower()
+            if result not in opt.choices:
+                raise ValueError
+        else:
+            if not isinstance(value, (str, os.PathLike)):
+                raise ValueError
+            result = os.fspath(value)
+            if "\0" in result:
+                raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"invalid value for {opt.flag} ({opt.name}): {value!r}; expected {opt.allowed()}"
+        ) from None
+    if opt.minimum is not None and result < opt.minimum:
+        raise ConfigError(
+            f"invalid value for {opt.flag} ({opt.name}): {value!r}; expected {opt.allowed()}"
+        )
+    if opt.maximum is not None and result > opt.maximum:
+        raise ConfigError(
+            f"invalid value for {opt.flag} ({opt.name}): {value!r}; expected {opt.allowed()}"
+        )
+    if opt.check is not None:
+        problem = opt.check(result)
+        if problem:
+            raise ConfigError(
+                f"invalid value for {opt.flag} ({opt.name}): {value!r}; expected {problem}"
+            )
+    return result
+
+
+def _parse_size(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    for suffix in sorted(_SIZE_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return int(float(text[: -len(suffix)]) * _SIZE_SUFFIXES[suffix])
+    return int(text)
+
+
+def resolve(
+    given: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge defaults < ``SALTARE_*`` environment < given values, validating every one.
+
+    Unknown names in ``given`` raise ConfigError listing the known ones.
+    """
+    unknown = sorted(set(given) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r}; known options: " + ", ".join(sorted(_BY_NAME))
+        )
+    env = os.environ if environ is None else environ
+    resolved: dict[str, Any] = {}
+    for opt in OPTIONS:
+        if opt.name in given:
+            resolved[opt.name] = _convert(opt, given[opt.name])
+        elif opt.env in env:
+            resolved[opt.name] = _convert(opt, env[opt.env])
+        else:
+            resolved[opt.name] = opt.default
+    return resolved

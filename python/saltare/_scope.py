@@ -1,0 +1,61 @@
+"""Build ASGI connection scopes from the router's request heads.
+
+Each scope type is built by exactly one function here, so the keys, encodings and defaults of
+the ASGI specification (HTTP connection scope, spec 2.x) are decided in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+__all__ = ["ASGI_VERSION", "build_http_scope"]
+
+# One shared dict: the ASGI spec describes it as read-only server information.
+ASGI_VERSION: dict[str, str] = {"version": "3.0", "spec_version": "2.3"}
+
+# Field values that repeat on nearly every request are decoded once and reused.
+_TEXT_CACHE: dict[bytes, str] = {
+    m: m.decode("ascii")
+    for m in (b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"1.1", b"1.0")
+}
+_TEXT_CACHE.update({b"http": "http", b"https": "https", b"2": "2"})
+
+
+def _text(value: bytes) -> str:
+    text = _TEXT_CACHE.get(value)
+    if text is None:
+        text = value.decode("latin-1")
+    return text
+
+
+def build_http_scope(
+    fields: list[bytes], root_path: str, state: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Return the ``http`` scope for a request head (see docs/protocol.md, "Request head")."""
+    raw_path = fields[3]
+    # The router only forwards targets made of visible ASCII, so ascii decoding cannot fail.
+    path = raw_path.decode("ascii")
+    if "%" in path:
+        # ASGI: "path" is the percent-decoded UTF-8 path; invalid UTF-8 becomes U+FFFD.
+        path = unquote(path)
+    client_host = fields[5]
+    server_port = fields[8]
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": _text(fields[2]),
+        "method": _text(fields[0]),
+        "scheme": _text(fields[1]),
+        "path": root_path + path if root_path else path,
+        "raw_path": root_path.encode("ascii") + raw_path if root_path else raw_path,
+        "query_string": fields[4],
+        "root_path": root_path,
+        "headers": list(zip(fields[9::2], fields[10::2], strict=True)),
+        "client": (client_host.decode("latin-1"), int(fields[6])) if client_host else None,
+        "server": (fields[7].decode("latin-1"), int(server_port) if server_port else None),
+    }
+    if state is not None:
+        # ASGI lifespan "state": each request gets a shallow copy of what startup stored.
+        scope["state"] = state.copy()
+    return scope

@@ -1,0 +1,402 @@
+"""The supervisor: the process the user started. It owns the router and forks the workers.
+
+Process tree::
+
+    supervisor (Python, imported the app, gc-frozen)
+      ├── router (Bun)        listens, speaks HTTP, dispatches frames to the workers
+      └── worker × N          forked from the supervisor; run the app on an asyncio loop
+
+The supervisor never touches a client connection. It starts the router, forks workers once the
+router listens, replaces workers that die, and turns SIGINT/SIGTERM into an orderly drain: it
+tells the router (a line on its stdin), the router stops accepting, lets in-flight requests
+finish and sends every worker SHUTDOWN, the workers run lifespan shutdown and exit. A second
+signal kills everything at once.
+
+Nothing outlives a SIGKILL of the supervisor: workers ask the kernel for SIGKILL when their
+parent dies (``PR_SET_PDEATHSIG``) and the router exits when its stdin pipe reaches EOF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import gc
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from ._logging import logger
+from ._worker import EXIT_STARTUP_FAILED, run_worker
+
+__all__ = ["ServerError", "Supervisor"]
+
+_PKG = Path(__file__).resolve().parent
+_REPO = _PKG.parent.parent
+_PR_SET_PDEATHSIG = 1
+_M_ARENA_MAX = -8
+# A crash loop: more than this many worker deaths inside the window stops the server.
+_CRASH_LIMIT = 5
+_CRASH_WINDOW = 10.0
+
+
+class ServerError(Exception):
+    """The server could not start or stopped abnormally; ``exit_code`` is for the CLI."""
+
+    code = "SERVER_ERROR"
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def limit_malloc_arenas() -> None:
+    """Apply MALLOC_ARENA_MAX=2 to this process unless the user chose a value.
+
+    glibc reads the variable only at start-up, so for a running interpreter (``saltare.run``
+    called from an existing program) the same limit is set through ``mallopt``. Child
+    processes inherit the variable.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    os.environ["MALLOC_ARENA_MAX"] = "2"
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(_M_ARENA_MAX, 2)
+
+
+def find_bun() -> str:
+    candidates = [os.environ.get("SALTARE_BUN"), str(_REPO / "node_modules" / ".bin" / "bun")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("bun")
+    if found:
+        return found
+    raise ServerError(
+        "cannot find the Bun runtime: run scripts/setup.sh in the saltare checkout "
+        "or set SALTARE_BUN to a bun executable"
+    )
+
+
+def find_router() -> str:
+    explicit = os.environ.get("SALTARE_ROUTER")
+    for candidate in (explicit, str(_PKG / "_router" / "main.js"), str(_REPO / "src" / "main.ts")):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    raise ServerError("cannot find the saltare router (src/main.ts); set SALTARE_ROUTER")
+
+
+class Supervisor:
+    def __init__(self, app: Any, config: dict[str, Any]) -> None:
+        self._app = app
+        self._config = config
+        self._workers_wanted = config["workers"] or os.cpu_count() or 1
+        self._main_thread = threading.current_thread() is threading.main_thread()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        self._selector = selectors.DefaultSelector()
+        self._router: subprocess.Popen[bytes] | None = None
+        self._router_pidfd = -1
+        self._workers: dict[int, tuple[int, int]] = {}  # slot -> (pid, pidfd)
+        self._deaths: deque[float] = deque()
+        self._stopping = False
+        self._signals = 0
+        self._stop_requested = False
+        self._workdir = ""
+        self._exit_code = 0
+
+    # -- public -----------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Ask for a graceful stop; safe to call from any thread or a signal handler."""
+        self._stop_requested = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"s")
+
+    def run(self) -> int:
+        previous: dict[int, Any] = {}
+        if self._main_thread:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        try:
+            return self._run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self._cleanup()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals += 1
+        self.shutdown()
+
+    def _run(self) -> int:
+        self._workdir = tempfile.mkdtemp(prefix="saltare-")
+        socket_path = os.path.join(self._workdir, "workers.sock")
+        self._start_router(socket_path)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        if not self._wait_listening():
+            return 1
+        gc.collect()
+        gc.freeze()  # forked workers then share the app's objects copy-on-write
+        for slot in range(self._workers_wanted):
+            self._spawn(slot, socket_path)
+        stop_deadline: float | None = None
+        while True:
+            if self._stop_requested and not self._stopping:
+                self._begin_stop()
+                stop_deadline = time.monotonic() + self._config["shutdown_timeout"] + 10
+            if self._signals >= 2:
+                logger.warning("Second signal: stopping at once")
+                self._kill_all()
+                return 1
+            if self._stopping and self._router is None and not self._workers:
+                return self._exit_code
+            timeout = None
+            if stop_deadline is not None:
+                timeout = max(0.0, stop_deadline - time.monotonic())
+                if timeout == 0:
+                    logger.error("Processes did not exit in time; killing them")
+                    self._kill_all()
+                    return 1
+            for key, _ in self._selector.select(timeout):
+                tag = key.data
+                if tag == "wake":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 512)
+                elif tag == "router-out":
+                    self._read_router_output()
+                elif tag == "router-exit":
+                    code = self._reap_router()
+                    if not self._stopping:
+                        logger.error("The router exited unexpectedly (status %s)", code)
+                        self._exit_code = 1
+                        self._stopping = True
+                        self._kill_workers()
+                    elif code != 0 and self._exit_code == 0:
+                        self._exit_code = 1
+                else:
+                    self._on_worker_exit(int(tag), socket_path)
+
+    def _start_router(self, socket_path: str) -> None:
+        config = dict(self._config)
+        config["workers"] = self._workers_wanted
+        config["worker_socket"] = socket_path
+        env = dict(os.environ)
+        env["SALTARE_ROUTER_CONFIG"] = json.dumps(config)
+        bun = find_bun()
+        router = find_router()
+        self._router = subprocess.Popen(
+            [bun, "--smol", router],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        self._router_pidfd = os.pidfd_open(self._router.pid)
+        if self._router.stdout is not None:
+            os.set_blocking(self._router.stdout.fileno(), False)
+            self._selector.register(self._router.stdout, selectors.EVENT_READ, "router-out")
+        self._selector.register(self._router_pidfd, selectors.EVENT_READ, "router-exit")
+
+    def _wait_listening(self) -> bool:
+        """Wait for the router's "listening" event (or its exit, e.g. address in use)."""
+        self._router_buffer = b""
+        self._listening = False
+        while not self._listening:
+            if self._stop_requested:
+                self._kill_all()
+                return False
+            for key, _ in self._selector.select(1.0):
+                if key.data == "router-out":
+                    self._read_router_output()
+                elif key.data == "router-exit":
+                    self._reap_router()
+                    return False
+                elif key.data == "wake":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 512)
+        return True
+
+    def _read_router_output(self) -> None:
+        router = self._router
+        if router is None or router.stdout is None:
+            return
+        try:
+            data = os.read(router.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self._selector.unregister(router.stdout)
+            return
+        self._router_buffer += data
+        *lines, self._router_buffer = self._router_buffer.split(b"\n")
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "listening":
+                self._listening = True
+
+    def _reap_router(self) -> int:
+        router = self._router
+        if router is None:
+            return 0
+        code = router.wait()
+        self._selector.unregister(self._router_pidfd)
+        with contextlib.suppress(KeyError, ValueError):
+            if router.stdout is not None:
+                self._selector.unregister(router.stdout)
+        os.close(self._router_pidfd)
+        self._router = None
+        return code
+
+    def _begin_stop(self) -> None:
+        self._stopping = True
+        logger.info("Shutting down")
+        router = self._router
+        if router is not None and router.stdin is not None:
+            try:
+                router.stdin.write(b"drain\n")
+                router.stdin.flush()
+            except OSError:
+                pass
+        else:
+            self._kill_workers()
+
+    def _spawn(self, slot: int, socket_path: str) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            self._become_worker(slot, socket_path, parent)
+        pidfd = os.pidfd_open(pid)
+        self._workers[slot] = (pid, pidfd)
+        self._selector.register(pidfd, selectors.EVENT_READ, str(slot))
+        logger.debug("Started worker %d [%d]", slot, pid)
+
+    def _become_worker(self, slot: int, socket_path: str, parent: int) -> None:
+        code = 1
+        try:
+            libc = _libc()
+            if libc is not None:
+                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
+            # Drop every descriptor that belongs to the supervisor: above all the router's
+            # stdin pipe, whose EOF is how the router learns that the supervisor died.
+            self._selector.close()
+            if self._router is not None:
+                for pipe in (self._router.stdin, self._router.stdout):
+                    if pipe is not None:
+                        with contextlib.suppress(OSError):
+                            os.close(pipe.fileno())
+            for fd in [self._router_pidfd, self._wake_r, self._wake_w] + [
+                p[1] for p in self._workers.values()
+            ]:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if self._main_thread:
+                signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = run_worker(self._app, self._config, socket_path, slot)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+
+    def _on_worker_exit(self, slot: int, socket_path: str) -> None:
+        entry = self._workers.pop(slot, None)
+        if entry is None:
+            return
+        pid, pidfd = entry
+        self._selector.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if self._stopping:
+            logger.debug("Worker %d [%d] exited (%d)", slot, pid, code)
+            return
+        if code == EXIT_STARTUP_FAILED:
+            logger.error("Application startup failed. Exiting.")
+            self._exit_code = EXIT_STARTUP_FAILED
+            self._stopping = True
+            self._kill_all_soft()
+            return
+        how = f"signal {-code}" if code < 0 else f"exit status {code}"
+        now = time.monotonic()
+        self._deaths.append(now)
+        while self._deaths and now - self._deaths[0] > _CRASH_WINDOW:
+            self._deaths.popleft()
+        if len(self._deaths) > _CRASH_LIMIT:
+            logger.error(
+                "Worker %d [%d] died (%s); %d worker deaths in %.0f s, giving up",
+                slot, pid, how, len(self._deaths), _CRASH_WINDOW,
+            )
+            self._exit_code = 1
+            self._stopping = True
+            self._kill_all_soft()
+            return
+        logger.warning("Worker %d [%d] died (%s); starting a new one", slot, pid, how)
+        self._spawn(slot, socket_path)
+
+    def _kill_workers(self) -> None:
+        for pid, _ in self._workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _kill_all_soft(self) -> None:
+        """Stop after a fatal condition: workers are killed, the router terminated."""
+        self._kill_workers()
+        if self._router is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._router.terminate()
+
+    def _kill_all(self) -> None:
+        self._kill_workers()
+        if self._router is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._router.kill()
+            self._router.wait()
+        for pid, pidfd in list(self._workers.values()):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            os.close(pidfd)
+        self._workers.clear()
+
+    def _cleanup(self) -> None:
+        if self._router is not None or self._workers:
+            self._kill_all()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)

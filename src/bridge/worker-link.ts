@@ -1,0 +1,236 @@
+/**
+ * One worker's end of the router: the Unix socket to a Python worker, the streams multiplexed
+ * on it, and the frames between them (docs/protocol.md). It knows nothing about HTTP/1.1; a
+ * client connection implements {@link StreamHandler} and gets the worker's answers through it.
+ */
+import type { Socket } from "bun";
+import { log } from "../log.ts";
+import {
+  decodeHello,
+  decodeReset,
+  decodeResponse,
+  decodeWindow,
+  encodeBody,
+  encodeControl,
+  encodeRequest,
+  encodeReset,
+  encodeWindow,
+  FLAG_END,
+  FrameDecoder,
+  FrameType,
+  ProtocolError,
+  type RequestHeadFields,
+  ResetCode,
+  VERSION,
+} from "./codec.ts";
+
+/** What a stream's owner (a client connection) hears from the worker. */
+export interface StreamHandler {
+  onResponse(status: number, headers: string[], body: Uint8Array, end: boolean): void;
+  onBody(body: Uint8Array, end: boolean): void;
+  /** The app failed after its response started (APP_ERROR) or broke the protocol. */
+  onReset(code: number): void;
+  /** The worker granted `increment` more request-body bytes. */
+  onWindow(increment: number): void;
+  /** The worker went away with this stream open. */
+  onWorkerLost(): void;
+}
+
+export interface LinkEvents {
+  ready(link: WorkerLink): void;
+  closed(link: WorkerLink): void;
+}
+
+export class WorkerLink {
+  readonly #socket: Socket<WorkerLink>;
+  readonly #events: LinkEvents;
+  readonly #decoder = new FrameDecoder();
+  readonly #streams = new Map<number, StreamHandler>();
+  #nextId = 1;
+  #queue: Uint8Array[] = [];
+  #closed = false;
+  #shutdownSent = false;
+  pid = 0;
+  slot = -1;
+  ready = false;
+  /** Streams opened and not yet finished: the dispatch policy's measure of load. */
+  inFlight = 0;
+  requests = 0;
+
+  constructor(socket: Socket<WorkerLink>, events: LinkEvents) {
+    this.#socket = socket;
+    this.#events = events;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // -- streams --------------------------------------------------------------------------------
+
+  /** Open a stream with its request head (and the body bytes already available). */
+  openStream(
+    head: RequestHeadFields,
+    body: Uint8Array | null,
+    end: boolean,
+    handler: StreamHandler,
+  ): number {
+    let id = this.#nextId;
+    while (this.#streams.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
+    this.#nextId = id >= 0xffffffff ? 1 : id + 1;
+    this.#streams.set(id, handler);
+    this.inFlight++;
+    this.requests++;
+    this.#write(encodeRequest(id, head, body, end));
+    return id;
+  }
+
+  sendBody(id: number, data: Uint8Array, end: boolean): void {
+    if (this.#streams.has(id)) this.#write(encodeBody(id, data, end));
+  }
+
+  /** Give the worker `increment` more bytes of response credit on stream `id`. */
+  grant(id: number, increment: number): void {
+    if (increment > 0 && this.#streams.has(id)) this.#write(encodeWindow(id, increment));
+  }
+
+  /** The client is gone (or the router gave up): tell the worker and forget the stream. */
+  cancel(id: number): void {
+    if (this.#forget(id)) this.#write(encodeReset(id, ResetCode.CLIENT_GONE));
+  }
+
+  /** The response completed: forget the stream (late frames for it are ignored). */
+  finish(id: number): void {
+    this.#forget(id);
+  }
+
+  #forget(id: number): boolean {
+    if (!this.#streams.delete(id)) return false;
+    this.inFlight--;
+    return true;
+  }
+
+  shutdown(): void {
+    if (this.#shutdownSent || this.#closed) return;
+    this.#shutdownSent = true;
+    this.#write(encodeControl(FrameType.SHUTDOWN));
+  }
+
+  // -- socket events --------------------------------------------------------------------------
+
+  onData(data: Uint8Array): void {
+    try {
+      this.#decoder.feed(data, this.#onFrame);
+    } catch (err) {
+      const detail = err instanceof ProtocolError ? err.message : String(err);
+      log.error(`Protocol error from worker ${this.slot} [${this.pid}]: ${detail}`);
+      this.#socket.terminate();
+    }
+  }
+
+  onDrain(): void {
+    const queue = this.#queue;
+    while (queue.length > 0) {
+      const chunk = queue[0] as Uint8Array;
+      const written = this.#socket.write(chunk);
+      if (written < chunk.byteLength) {
+        queue[0] = chunk.subarray(Math.max(written, 0));
+        return;
+      }
+      queue.shift();
+    }
+  }
+
+  onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.ready = false;
+    const handlers = [...this.#streams.values()];
+    this.#streams.clear();
+    this.inFlight = 0;
+    for (const handler of handlers) handler.onWorkerLost();
+    this.#events.closed(this);
+  }
+
+  #write(frame: Uint8Array): void {
+    if (this.#closed) return;
+    if (this.#queue.length > 0) {
+      this.#queue.push(frame);
+      return;
+    }
+    const written = this.#socket.write(frame);
+    if (written < frame.byteLength) this.#queue.push(frame.subarray(Math.max(written, 0)));
+  }
+
+  readonly #onFrame = (type: number, flags: number, stream: number, payload: Uint8Array): void => {
+    try {
+      this.#dispatchFrame(type, flags, stream, payload);
+    } catch (err) {
+      if (err instanceof ProtocolError) throw err;
+      // A bug while handling one stream must not take down the worker's other streams.
+      log.error(`Internal error handling frame ${type} of stream ${stream}: ${(err as Error).stack ?? err}`);
+      const handler = this.#streams.get(stream);
+      if (handler !== undefined) {
+        this.cancel(stream);
+        handler.onReset(ResetCode.PROTOCOL);
+      }
+    }
+  };
+
+  #dispatchFrame(type: number, flags: number, stream: number, payload: Uint8Array): void {
+    switch (type) {
+      case FrameType.RESPONSE: {
+        const handler = this.#streams.get(stream);
+        if (handler === undefined) return;
+        const end = (flags & FLAG_END) !== 0;
+        if (end) this.#forget(stream);
+        const response = decodeResponse(payload);
+        handler.onResponse(response.status, response.headers, response.body, end);
+        return;
+      }
+      case FrameType.BODY: {
+        const handler = this.#streams.get(stream);
+        if (handler === undefined) return;
+        const end = (flags & FLAG_END) !== 0;
+        if (end) this.#forget(stream);
+        handler.onBody(payload, end);
+        return;
+      }
+      case FrameType.WINDOW: {
+        this.#streams.get(stream)?.onWindow(decodeWindow(payload));
+        return;
+      }
+      case FrameType.RESET: {
+        const handler = this.#streams.get(stream);
+        if (handler === undefined) return;
+        this.#forget(stream);
+        handler.onReset(decodeReset(payload).code);
+        return;
+      }
+      case FrameType.HELLO: {
+        const hello = decodeHello(payload);
+        if (hello.version !== VERSION) {
+          log.error(
+            `Worker [${hello.pid}] speaks protocol version ${hello.version}, router speaks ${VERSION}`,
+          );
+          this.#socket.terminate();
+          return;
+        }
+        this.pid = hello.pid;
+        this.slot = hello.slot;
+        return;
+      }
+      case FrameType.READY: {
+        this.ready = true;
+        this.#events.ready(this);
+        return;
+      }
+      case FrameType.PING: {
+        this.#write(encodeControl(FrameType.PONG, payload));
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}

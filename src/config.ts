@@ -1,0 +1,66 @@
+/**
+ * The router's configuration. The Python side owns the option table (python/saltare/_options.py)
+ * and validates every value; the router receives the result as JSON in SALTARE_ROUTER_CONFIG
+ * and only checks that the fields it needs are present with the right types.
+ */
+export interface RouterConfig {
+  host: string;
+  port: number;
+  uds: string | null;
+  workers: number;
+  worker_socket: string;
+  log_level: "critical" | "error" | "warning" | "info" | "debug" | "trace";
+  keep_alive_timeout: number;
+  header_timeout: number;
+  max_request_body: number;
+  max_concurrent_connections: number;
+  max_keepalive_requests: number;
+  shutdown_timeout: number;
+}
+
+const FIELDS: Record<keyof RouterConfig, "string" | "number" | "string?"> = {
+  host: "string",
+  port: "number",
+  uds: "string?",
+  workers: "number",
+  worker_socket: "string",
+  log_level: "string",
+  keep_alive_timeout: "number",
+  header_timeout: "number",
+  max_request_body: "number",
+  max_concurrent_connections: "number",
+  max_keepalive_requests: "number",
+  shutdown_timeout: "number",
+};
+
+export class ConfigError extends Error {
+  readonly code = "BAD_ROUTER_CONFIG";
+}
+
+/** Parse and shape-check the JSON handed over by the supervisor. */
+export function parseConfig(json: string | undefined): RouterConfig {
+  if (!json) {
+    throw new ConfigError("SALTARE_ROUTER_CONFIG is not set: start saltare through its CLI");
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch {
+    throw new ConfigError("SALTARE_ROUTER_CONFIG is not valid JSON");
+  }
+  if (typeof raw !== "object" || raw === null) {
+    throw new ConfigError("SALTARE_ROUTER_CONFIG must be a JSON object");
+  }
+  const obj = raw as Record<string, unknown>;
+  for (const [name, kind] of Object.entries(FIELDS)) {
+    const value = obj[name];
+    const ok =
+      kind === "string?"
+        ? value === null || value === undefined || typeof value === "string"
+        : typeof value === kind;
+    if (!ok) {
+      throw new ConfigError(`router config field ${name} must be ${kind}, got ${typeof value}`);
+    }
+  }
+  return obj as unknown as RouterConfig;
+}

@@ -1,0 +1,576 @@
+/**
+ * Client connections: Bun.listen sockets (TCP or Unix) driving the sans-I/O HTTP/1.1 codec in
+ * src/http1 and handing each request to a worker stream (src/bridge/worker-link.ts).
+ *
+ * One request at a time per connection (RFC 9112 §9.3.2: pipelined requests are answered in
+ * order, so the next one is parsed only when the previous response is done). Bun's write()
+ * returns how many bytes the kernel took and buffers nothing, so unwritten bytes are kept here
+ * and written on `drain`; the worker gets response credit back only once its bytes are out.
+ */
+import type { Socket, SocketListener } from "bun";
+import { type RequestHeadFields, INITIAL_WINDOW } from "./bridge/codec.ts";
+import type { StreamHandler, WorkerLink } from "./bridge/worker-link.ts";
+import type { RouterConfig } from "./config.ts";
+import { HttpError } from "./http1/errors.ts";
+import { DEFAULT_LIMITS, type RequestHead, RequestParser } from "./http1/request-parser.ts";
+import {
+  CHUNK_TRAILER,
+  chunkHeader,
+  LAST_CHUNK,
+  type ResponseFraming,
+  serializeResponseHead,
+  serializeSimpleResponse,
+} from "./http1/response.ts";
+import { log } from "./log.ts";
+import type { WorkerPool } from "./workers.ts";
+
+export const SERVER_NAME = "saltare";
+
+/** Body bytes collected before dispatch, so a small request travels as one frame. */
+const PREDISPATCH_BODY = 64 * 1024;
+/** Pipelined bytes buffered while a response is pending before reading is paused. */
+const MAX_PIPELINE_BUFFER = 64 * 1024;
+
+const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+const EMPTY = new Uint8Array(0);
+
+/** Shared by all connections of one listener. */
+export interface ServerContext {
+  config: RouterConfig;
+  pool: WorkerPool;
+  scheme: "http" | "https";
+  serverHost: string;
+  serverPort: string;
+  connections: Set<Http1Connection>;
+  draining: boolean;
+  onConnectionClosed(): void;
+}
+
+function ipv4(address: string): string {
+  // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; ASGI apps expect a.b.c.d.
+  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}
+
+export class Http1Connection implements StreamHandler {
+  readonly #socket: Socket<Http1Connection>;
+  readonly #ctx: ServerContext;
+  readonly #parser: RequestParser;
+  #out: Uint8Array[] = [];
+  #closing = false;
+  #closed = false;
+  #paused = false;
+  #served = 0;
+  /** Start of the current request's head, for the absolute header deadline. */
+  #headStarted = 0;
+
+  // The exchange in progress (null between requests).
+  #req: RequestHead | null = null;
+  #link: WorkerLink | null = null;
+  #stream = 0;
+  #dispatched = false;
+  #waitingForWorker = false;
+  #reqDone = false;
+  #reqBytes = 0;
+  #reqCredit = 0;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #respStarted = false;
+  #respDone = false;
+  #framing: ResponseFraming | null = null;
+  #respRemaining = 0;
+  #owedCredit = 0;
+
+  constructor(socket: Socket<Http1Connection>, ctx: ServerContext) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.#parser = new RequestParser(DEFAULT_LIMITS);
+    socket.timeout(ctx.config.header_timeout);
+  }
+
+  get idle(): boolean {
+    return this.#req === null && this.#parser.idle && this.#out.length === 0;
+  }
+
+  // -- socket events ------------------------------------------------------------------------
+
+  onData(chunk: Uint8Array): void {
+    if (this.#closing) return;
+    if (this.#req === null && this.#parser.idle) {
+      this.#headStarted = performance.now();
+      this.#socket.timeout(this.#ctx.config.header_timeout);
+    }
+    this.#parser.feed(chunk);
+    this.#pump();
+  }
+
+  onDrain(): void {
+    const out = this.#out;
+    while (out.length > 0) {
+      const chunk = out[0] as Uint8Array;
+      const written = this.#socket.write(chunk);
+      if (written < chunk.byteLength) {
+        out[0] = chunk.subarray(Math.max(written, 0));
+        return;
+      }
+      out.shift();
+    }
+    if (this.#owedCredit > 0 && this.#link !== null && !this.#respDone) {
+      this.#link.grant(this.#stream, this.#owedCredit);
+    }
+    this.#owedCredit = 0;
+    if (this.#closing) this.#socket.end();
+  }
+
+  onTimeout(): void {
+    if (this.#req === null) {
+      // Idle keep-alive connection, or a client that never finished its head: close quietly
+      // (RFC 9112 §9.5); a partial head gets 408 first.
+      if (!this.#parser.idle) this.#fail(408, "Request Timeout");
+      else this.#close();
+    }
+    // With a request in flight the app sets the pace; no timeout applies here.
+  }
+
+  onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing = true;
+    if (this.#link !== null && !this.#respDone) this.#link.cancel(this.#stream);
+    this.#link = null;
+    this.#out = [];
+    this.#pending = [];
+    this.#ctx.connections.delete(this);
+    this.#ctx.onConnectionClosed();
+  }
+
+  /** Close now if idle (used when the server starts draining). */
+  closeIfIdle(): void {
+    if (this.idle) this.#close();
+  }
+
+  // -- request side ---------------------------------------------------------------------------
+
+  #pump(): void {
+    const parser = this.#parser;
+    while (!this.#closing) {
+      if (this.#req === null) {
+        const ev = parser.next();
+        if (ev === null) {
+          if (
+            !parser.idle &&
+            performance.now() - this.#headStarted > this.#ctx.config.header_timeout * 1000
+          ) {
+            this.#fail(408, "Request Timeout");
+          }
+          return;
+        }
+        if (ev.type === "head") {
+          this.#startRequest(ev.head);
+          continue;
+        }
+        if (ev.type === "error") {
+          this.#rejectRequest(ev.error);
+          return;
+        }
+        return; // body/end cannot come before a head
+      }
+      if (this.#reqDone) {
+        // Response pending: keep pipelined bytes, but not without bound.
+        if (parser.buffered > MAX_PIPELINE_BUFFER) this.#pause();
+        return;
+      }
+      let limit: number;
+      if (!this.#dispatched) limit = PREDISPATCH_BODY - this.#pendingBytes;
+      else limit = this.#reqCredit;
+      if (limit <= 0) {
+        if (!this.#dispatched) this.#dispatch();
+        else this.#pause();
+        if (this.#reqCredit <= 0 || !this.#dispatched) return;
+        continue;
+      }
+      const ev = parser.next(limit);
+      if (ev === null) {
+        if (!this.#dispatched && this.#pendingBytes >= PREDISPATCH_BODY) this.#dispatch();
+        return;
+      }
+      if (ev.type === "body") {
+        this.#reqBytes += ev.data.byteLength;
+        if (this.#reqBytes > this.#ctx.config.max_request_body) {
+          this.#bodyTooLarge();
+          return;
+        }
+        if (!this.#dispatched) {
+          // Parser views are only valid until the next feed: keep a copy.
+          this.#pending.push(ev.data.slice());
+          this.#pendingBytes += ev.data.byteLength;
+        } else {
+          this.#reqCredit -= ev.data.byteLength;
+          (this.#link as WorkerLink).sendBody(this.#stream, ev.data, false);
+        }
+        continue;
+      }
+      if (ev.type === "end") {
+        this.#reqDone = true;
+        if (!this.#dispatched) this.#dispatch();
+        else if (this.#link !== null) this.#link.sendBody(this.#stream, EMPTY, true);
+        continue;
+      }
+      if (ev.type === "error") {
+        this.#rejectRequest(ev.error);
+        return;
+      }
+    }
+  }
+
+  #startRequest(head: RequestHead): void {
+    const config = this.#ctx.config;
+    this.#req = head;
+    this.#socket.timeout(0);
+    this.#dispatched = false;
+    this.#reqDone = false;
+    this.#reqBytes = 0;
+    this.#reqCredit = INITIAL_WINDOW;
+    this.#respStarted = false;
+    this.#respDone = false;
+    if (head.bodyKind === "length" && head.contentLength > config.max_request_body) {
+      // Declared too large: answer before reading any of it (the connection closes).
+      this.#fail(413, "Request Entity Too Large");
+      return;
+    }
+    if (head.expectContinue && head.bodyKind !== "none") {
+      // RFC 9110 §10.1.1: tell the client to send the body it announced.
+      this.#write(CONTINUE);
+    }
+    if (head.bodyKind === "length" && head.contentLength > PREDISPATCH_BODY) {
+      // Too big to collect first: stream it to the worker as it arrives.
+      this.#dispatch();
+    }
+  }
+
+  #dispatch(): void {
+    if (this.#dispatched || this.#waitingForWorker) return;
+    const link = this.#ctx.pool.pick();
+    if (link === null) {
+      this.#waitingForWorker = true;
+      this.#pause();
+      this.#ctx.pool.wait((ready) => {
+        this.#waitingForWorker = false;
+        if (this.#closing) return;
+        if (ready === null) {
+          this.#fail(503, "Service Unavailable");
+          return;
+        }
+        this.#openStream(ready);
+        this.#resume();
+        this.#pump();
+      });
+      return;
+    }
+    this.#openStream(link);
+  }
+
+  #openStream(link: WorkerLink): void {
+    const head = this.#req as RequestHead;
+    const socket = this.#socket;
+    let body: Uint8Array | null = null;
+    if (this.#pending.length === 1) body = this.#pending[0] as Uint8Array;
+    else if (this.#pending.length > 1) body = Buffer.concat(this.#pending);
+    const sent = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    const uds = this.#ctx.config.uds !== null;
+    const fields: RequestHeadFields = {
+      method: head.method,
+      scheme: this.#ctx.scheme,
+      httpVersion: head.httpVersion,
+      rawPath: head.rawPath,
+      query: head.query,
+      clientHost: uds ? "" : ipv4(socket.remoteAddress),
+      clientPort: uds ? "" : String(socket.remotePort),
+      serverHost: this.#ctx.serverHost,
+      serverPort: this.#ctx.serverPort,
+      headers: head.headers,
+    };
+    this.#link = link;
+    this.#dispatched = true;
+    this.#reqCredit -= sent;
+    this.#stream = link.openStream(fields, body, this.#reqDone, this);
+  }
+
+  #bodyTooLarge(): void {
+    if (this.#link !== null && !this.#respDone) this.#link.cancel(this.#stream);
+    if (!this.#respStarted) this.#fail(413, "Request Entity Too Large");
+    else this.#abort();
+  }
+
+  #rejectRequest(error: HttpError): void {
+    log.debug(`Rejected request: ${error.code} (${error.message})`);
+    if (this.#link !== null && !this.#respDone) this.#link.cancel(this.#stream);
+    if (!this.#respStarted) this.#fail(error.status, error.message);
+    else this.#abort();
+  }
+
+  // -- flow control ----------------------------------------------------------------------------
+
+  onWindow(increment: number): void {
+    this.#reqCredit += increment;
+    if (this.#reqCredit > 0) {
+      this.#resume();
+      this.#pump();
+    }
+  }
+
+  #pause(): void {
+    if (!this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  #resume(): void {
+    if (this.#paused) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+
+  // -- response side ---------------------------------------------------------------------------
+
+  onResponse(status: number, headers: string[], body: Uint8Array, end: boolean): void {
+    if (this.#closing) return;
+    const req = this.#req as RequestHead;
+    const config = this.#ctx.config;
+    const limit = config.max_keepalive_requests;
+    const keepAlive =
+      req.keepAlive &&
+      this.#reqDone &&
+      !this.#ctx.draining &&
+      (limit === 0 || this.#served + 1 < limit);
+    let framing: ResponseFraming;
+    try {
+      framing = serializeResponseHead(
+        status,
+        headers,
+        { httpVersion: req.httpVersion, method: req.method, keepAlive },
+        SERVER_NAME,
+      );
+    } catch (err) {
+      const detail = err instanceof HttpError ? err.message : String(err);
+      log.error(`Invalid response from the application: ${detail}`);
+      this.#link?.cancel(this.#stream);
+      this.#fail(500, "Internal Server Error");
+      return;
+    }
+    this.#framing = framing;
+    this.#respStarted = true;
+    this.#respRemaining = framing.contentLength;
+    this.#sendBody(framing.head, body, end);
+  }
+
+  onBody(body: Uint8Array, end: boolean): void {
+    if (this.#closing || this.#framing === null) return;
+    this.#sendBody("", body, end);
+  }
+
+  #sendBody(head: string, body: Uint8Array, end: boolean): void {
+    const framing = this.#framing as ResponseFraming;
+    let size = body.byteLength;
+    let prefix = head;
+    let suffix = "";
+    switch (framing.mode) {
+      case "none":
+        size = 0;
+        break;
+      case "length":
+        if (size > this.#respRemaining) {
+          log.error(
+            `Response body longer than its content-length (${framing.contentLength}); closing`,
+          );
+          this.#writeParts(prefix, body.subarray(0, this.#respRemaining), "");
+          this.#abort();
+          return;
+        }
+        this.#respRemaining -= size;
+        if (end && this.#respRemaining > 0) {
+          log.error(
+            `Response body shorter than its content-length (${framing.contentLength}); closing`,
+          );
+          this.#writeParts(prefix, body, "");
+          this.#abort();
+          return;
+        }
+        break;
+      case "chunked":
+        if (size > 0) {
+          prefix += chunkHeader(size);
+          suffix = CHUNK_TRAILER;
+        }
+        if (end) suffix += LAST_CHUNK;
+        break;
+      case "close":
+        break;
+    }
+    const queued = this.#writeParts(prefix, size > 0 ? body : EMPTY, suffix);
+    if (end) {
+      this.#finishResponse();
+      return;
+    }
+    // Credit goes back to the worker once its bytes have left for the client's socket.
+    const credit = body.byteLength;
+    if (queued) this.#owedCredit += credit;
+    else (this.#link as WorkerLink).grant(this.#stream, credit);
+  }
+
+  /** Write head/body/suffix as one buffer; returns true if some of it had to be queued. */
+  #writeParts(prefix: string, body: Uint8Array, suffix: string): boolean {
+    const total = prefix.length + body.byteLength + suffix.length;
+    if (total === 0) return this.#out.length > 0;
+    const buffer = Buffer.allocUnsafe(total);
+    let offset = 0;
+    if (prefix.length > 0) offset += buffer.write(prefix, 0, "latin1");
+    if (body.byteLength > 0) {
+      buffer.set(body, offset);
+      offset += body.byteLength;
+    }
+    if (suffix.length > 0) buffer.write(suffix, offset, "latin1");
+    return this.#write(buffer);
+  }
+
+  #finishResponse(): void {
+    const framing = this.#framing as ResponseFraming;
+    this.#respDone = true;
+    this.#served++;
+    this.#link = null;
+    this.#framing = null;
+    this.#req = null;
+    this.#dispatched = false;
+    if (!framing.keepAlive || this.#ctx.draining) {
+      this.#closeAfterWrite();
+      return;
+    }
+    this.#socket.timeout(this.#ctx.config.keep_alive_timeout);
+    this.#parser.startNext();
+    this.#resume();
+    if (!this.#parser.idle) this.#headStarted = performance.now();
+    this.#pump();
+  }
+
+  onReset(_code: number): void {
+    // The app failed after starting its response: the only honest signal left for the
+    // client is to close without completing the message (no chunked terminator).
+    this.#respDone = true;
+    this.#link = null;
+    this.#abort();
+  }
+
+  onWorkerLost(): void {
+    this.#link = null;
+    this.#respDone = true;
+    if (this.#closing) return;
+    if (!this.#respStarted) {
+      log.error("Worker died while handling a request; answering 502");
+      this.#fail(502, "Bad Gateway");
+    } else {
+      this.#abort();
+    }
+  }
+
+  // -- output and closing ------------------------------------------------------------------------
+
+  /** Write or queue bytes; returns true if anything is queued afterwards. */
+  #write(data: Uint8Array): boolean {
+    if (this.#closed) return false;
+    if (this.#out.length > 0) {
+      this.#out.push(data.slice());
+      return true;
+    }
+    const written = this.#socket.write(data);
+    if (written < data.byteLength) {
+      this.#out.push(data.slice(Math.max(written, 0)));
+      return true;
+    }
+    return false;
+  }
+
+  /** Answer with a router-generated error response and close (the app never sees it). */
+  #fail(status: number, message: string): void {
+    if (this.#closing) return;
+    this.#write(Buffer.from(serializeSimpleResponse(status, `${message}\n`, false, SERVER_NAME), "latin1"));
+    this.#closeAfterWrite();
+  }
+
+  #closeAfterWrite(): void {
+    this.#closing = true;
+    this.#resume();
+    if (this.#out.length === 0) this.#socket.end();
+  }
+
+  #abort(): void {
+    this.#closing = true;
+    if (this.#out.length === 0) this.#socket.end();
+  }
+
+  #close(): void {
+    this.#closing = true;
+    this.#socket.end();
+  }
+}
+
+/** Start listening; throws with a clear message if the address cannot be used. */
+export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
+  listener: SocketListener<Http1Connection>;
+  ctx: ServerContext;
+  address: string;
+} {
+  const config = ctx.config;
+  const full = ctx as ServerContext;
+  const handlers = {
+    open(socket: Socket<Http1Connection>) {
+      if (full.connections.size >= config.max_concurrent_connections || full.draining) {
+        // Accept and close at once: the listen backlog stays drained and existing
+        // connections are unaffected.
+        socket.end();
+        return;
+      }
+      const conn = new Http1Connection(socket, full);
+      socket.data = conn;
+      full.connections.add(conn);
+    },
+    data(socket: Socket<Http1Connection>, data: Buffer) {
+      socket.data?.onData(data);
+    },
+    drain(socket: Socket<Http1Connection>) {
+      socket.data?.onDrain();
+    },
+    close(socket: Socket<Http1Connection>) {
+      socket.data?.onClose();
+    },
+    timeout(socket: Socket<Http1Connection>) {
+      socket.data?.onTimeout();
+    },
+    error(socket: Socket<Http1Connection>, error: Error) {
+      log.debug(`client socket error: ${error.message}`);
+      socket.data?.onClose();
+    },
+  };
+  let listener: SocketListener<Http1Connection>;
+  let address: string;
+  if (config.uds !== null) {
+    listener = Bun.listen<Http1Connection>({ unix: config.uds, socket: handlers });
+    full.serverHost = config.uds;
+    full.serverPort = "";
+    address = `unix:${config.uds}`;
+  } else {
+    const tcp = Bun.listen<Http1Connection>({
+      hostname: config.host,
+      port: config.port,
+      socket: handlers,
+    });
+    listener = tcp;
+    full.serverHost = config.host;
+    full.serverPort = String(tcp.port);
+    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+    address = `http://${host}:${tcp.port}`;
+  }
+  return { listener, ctx: full, address };
+}
