@@ -20,6 +20,7 @@ from ._supervisor import ServerError
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+_METAVARS = {"int": "N", "float": "SECONDS", "size": "BYTES", "str": "TEXT"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,7 +55,7 @@ def _build_parser() -> _Parser:
         parser.add_argument(
             opt.flag,
             dest=opt.name,
-            metavar=opt.metavar or ("{" + ",".join(opt.choices) + "}" if opt.choices else None),
+            metavar=opt.metavar or _METAVARS.get(opt.kind) or "{" + ",".join(opt.choices) + "}",
             default=argparse.SUPPRESS,
             help=f"{opt.help}{shown} [env {opt.env}]",
         )
@@ -71,7 +72,7 @@ def _reexec_with(python: str, argv: list[str]) -> NoReturn:
     )
     env["SALTARE_REEXEC"] = "1"
     try:
-        os.execve(python, [python, "-m", "saltare", *argv], env)
+        os.execve(python, [python, "-m", "saltare", *argv], env)  # noqa: S606
     except OSError as exc:
         sys.stderr.write(f"saltare: error: cannot run --python {python}: {exc.strerror}\n")
         raise SystemExit(EXIT_USAGE) from None

@@ -170,7 +170,9 @@ class HttpStream:
             # response travels as one RESPONSE frame with its whole body.
             return
         if self.complete:
-            raise RuntimeError(f"Unexpected ASGI message {kind!r} sent, after response already completed.")
+            raise RuntimeError(
+                f"Unexpected ASGI message {kind!r} sent, after response already completed."
+            )
         if kind != "http.response.body":
             raise RuntimeError(f"Expected ASGI message 'http.response.body', but got {kind!r}.")
         body = message.get("body", b"")
@@ -251,9 +253,11 @@ class HttpStream:
                         proto.encode_response(
                             self.id,
                             500,
-                            [(b"content-type", b"text/plain; charset=utf-8"),
-                             (b"connection", b"close"),
-                             (b"content-length", b"21")],
+                            [
+                                (b"content-type", b"text/plain; charset=utf-8"),
+                                (b"connection", b"close"),
+                                (b"content-length", b"21"),
+                            ],
                             b"Internal Server Error",
                             True,
                         )

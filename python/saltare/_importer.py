@@ -45,9 +45,7 @@ def load_app(target: Any, *, app_dir: str = ".", factory: bool = False) -> Any:
             for attr in attrs.split("."):
                 app = getattr(app, attr)
         except AttributeError:
-            raise AppImportError(
-                f"module {module_name!r} has no attribute {attrs!r}"
-            ) from None
+            raise AppImportError(f"module {module_name!r} has no attribute {attrs!r}") from None
     if factory:
         if not callable(app):
             raise AppImportError(f"--factory was given but {target!r} is not callable")

@@ -8,6 +8,7 @@ validated values as JSON and trusts them.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -65,7 +66,14 @@ def _check_root_path(value: str) -> str | None:
     return None
 
 
-_SIZE_SUFFIXES = {"k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3}
+_SIZE_SUFFIXES = {
+    "k": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+}
 
 OPTIONS: tuple[Option, ...] = (
     Option("host", "str", "127.0.0.1", "Address to listen on.", metavar="ADDR"),
@@ -202,7 +210,7 @@ def _convert(opt: Option, value: Any) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             result = float(value)
-            if result != result or result in (float("inf"), float("-inf")):
+            if math.isnan(result) or math.isinf(result):
                 raise ValueError
         elif opt.kind == "choice":
             result = str(value).lower()
@@ -247,9 +255,7 @@ def _parse_size(value: Any) -> int:
     return int(text)
 
 
-def resolve(
-    given: Mapping[str, Any], environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Merge defaults < ``SALTARE_*`` environment < given values, validating every one.
 
     Unknown names in ``given`` raise ConfigError listing the known ones.

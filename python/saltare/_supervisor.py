@@ -4,7 +4,7 @@ Process tree::
 
     supervisor (Python, imported the app, gc-frozen)
       ├── router (Bun)        listens, speaks HTTP, dispatches frames to the workers
-      └── worker × N          forked from the supervisor; run the app on an asyncio loop
+      └── worker x N          forked from the supervisor; run the app on an asyncio loop
 
 The supervisor never touches a client connection. It starts the router, forks workers once the
 router listens, replaces workers that die, and turns SIGINT/SIGTERM into an orderly drain: it
@@ -105,6 +105,13 @@ def find_router() -> str:
     raise ServerError("cannot find the saltare router (src/main.ts); set SALTARE_ROUTER")
 
 
+def _preload_loop(kind: str) -> None:
+    """Import the workers' event loop before forking, so its modules are shared too."""
+    if kind in ("auto", "uvloop"):
+        with contextlib.suppress(ImportError):
+            import uvloop  # noqa: F401, PLC0415
+
+
 class Supervisor:
     def __init__(self, app: Any, config: dict[str, Any]) -> None:
         self._app = app
@@ -136,7 +143,7 @@ class Supervisor:
     def run(self) -> int:
         previous: dict[int, Any] = {}
         if self._main_thread:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT.value, signal.SIGTERM.value):
                 previous[signum] = signal.signal(signum, self._on_signal)
         try:
             return self._run()
@@ -158,6 +165,7 @@ class Supervisor:
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         if not self._wait_listening():
             return 1
+        _preload_loop(self._config["loop"])
         gc.collect()
         gc.freeze()  # forked workers then share the app's objects copy-on-write
         for slot in range(self._workers_wanted):
@@ -358,7 +366,11 @@ class Supervisor:
         if len(self._deaths) > _CRASH_LIMIT:
             logger.error(
                 "Worker %d [%d] died (%s); %d worker deaths in %.0f s, giving up",
-                slot, pid, how, len(self._deaths), _CRASH_WINDOW,
+                slot,
+                pid,
+                how,
+                len(self._deaths),
+                _CRASH_WINDOW,
             )
             self._exit_code = 1
             self._stopping = True
