@@ -6,4 +6,5 @@ declare module "bun" {
     resume(): void;
   }
 }
+
 export {};

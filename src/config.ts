@@ -8,7 +8,8 @@ export interface RouterConfig {
   port: number;
   uds: string | null;
   workers: number;
-  worker_socket: string;
+  /** Unix socket the workers connect to; in spawn mode the router picks one. */
+  worker_socket: string | null;
   log_level: "critical" | "error" | "warning" | "info" | "debug" | "trace";
   keep_alive_timeout: number;
   header_timeout: number;
@@ -16,6 +17,14 @@ export interface RouterConfig {
   max_concurrent_connections: number;
   max_keepalive_requests: number;
   shutdown_timeout: number;
+  /**
+   * "spawn": the router is the top process and starts the Python side itself (command line);
+   * "attached": a Python supervisor started the router (saltare.run) and owns the workers.
+   */
+  mode: "spawn" | "attached";
+  /** spawn mode: interpreter for the Python side, and where the saltare package lives. */
+  python: string | null;
+  python_path: string | null;
 }
 
 const FIELDS: Record<keyof RouterConfig, "string" | "number" | "string?"> = {
@@ -23,7 +32,7 @@ const FIELDS: Record<keyof RouterConfig, "string" | "number" | "string?"> = {
   port: "number",
   uds: "string?",
   workers: "number",
-  worker_socket: "string",
+  worker_socket: "string?",
   log_level: "string",
   keep_alive_timeout: "number",
   header_timeout: "number",
@@ -31,6 +40,9 @@ const FIELDS: Record<keyof RouterConfig, "string" | "number" | "string?"> = {
   max_concurrent_connections: "number",
   max_keepalive_requests: "number",
   shutdown_timeout: "number",
+  mode: "string",
+  python: "string?",
+  python_path: "string?",
 };
 
 export class ConfigError extends Error {

@@ -1,19 +1,23 @@
 /**
- * The router process, started by the Python supervisor (python/saltare/_supervisor.py).
+ * The router process.
  *
- * stdout carries one JSON event per line for the supervisor ("listening", "ready"); logs go to
- * stderr. stdin is a pipe from the supervisor: the line "drain" starts a graceful stop, and EOF
- * means the supervisor is gone, so the router exits at once (no orphans).
+ * Started two ways (see RouterConfig.mode):
+ * - spawn: the `saltare` command replaced itself with this process (exec), so the router is
+ *   the top of the tree. It spawns the Python side (src/children.ts) and owns the signals:
+ *   SIGTERM/SIGINT drain, a second one exits at once.
+ * - attached: `saltare.run()` started the router as a child of the Python supervisor. stdout
+ *   carries JSON events for it ("listening", "ready"); stdin is a pipe from it: the line
+ *   "drain" starts a graceful stop and EOF means the supervisor is gone (exit at once, no
+ *   orphans).
  */
-import { lstatSync, unlinkSync } from "node:fs";
+import { lstatSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PythonChild } from "./children.ts";
 import { type ConfigError, parseConfig, type RouterConfig } from "./config.ts";
 import { log, setLogLevel } from "./log.ts";
 import { type Http1Connection, listen, type ServerContext } from "./server.ts";
 import { WorkerPool } from "./workers.ts";
-
-function event(name: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ event: name, ...fields })}\n`);
-}
 
 function removeStaleSocket(path: string): void {
   try {
@@ -40,14 +44,39 @@ function main(): number {
     log.error((err as ConfigError).message);
     return 2;
   }
+  delete process.env.SALTARE_ROUTER_CONFIG;
   setLogLevel(config.log_level);
+  const spawnMode = config.mode === "spawn";
+  const emit = (name: string, fields: Record<string, unknown> = {}) => {
+    if (!spawnMode) process.stdout.write(`${JSON.stringify({ event: name, ...fields })}\n`);
+  };
+
+  let workdir: string | null = null;
+  if (config.worker_socket === null) {
+    // A private directory (mode 0700) keeps other users away from the worker socket.
+    workdir = mkdtempSync(join(tmpdir(), "saltare-"));
+    config.worker_socket = join(workdir, "workers.sock");
+  }
   const pool = new WorkerPool(config.workers);
   pool.listen(config.worker_socket);
 
   const connections = new Set<Http1Connection>();
   let stopping = false;
+  let child: PythonChild | null = null;
   let ctx: ServerContext;
   let stopListening: () => void;
+
+  const cleanup = () => {
+    pool.close();
+    if (config.uds !== null) removeStaleSocket(config.uds);
+    if (workdir !== null) rmSync(workdir, { recursive: true, force: true });
+  };
+  const exit = (code: number): never => {
+    child?.kill();
+    cleanup();
+    process.exit(code);
+  };
+
   try {
     if (config.uds !== null) removeStaleSocket(config.uds);
     const started = listen({
@@ -63,58 +92,89 @@ function main(): number {
     ctx = started.ctx;
     const { listener, address } = started;
     stopListening = () => listener.stop(false);
-    event("listening", { address });
+    emit("listening", { address });
     pool.onFirstReady = () => {
-      log.info(`saltare ${config.workers > 1 ? `with ${config.workers} workers ` : ""}listening on ${address} (press CTRL+C to quit)`);
-      event("ready");
+      child?.markReady();
+      const workers = config.workers > 1 ? ` with ${config.workers} workers` : "";
+      log.info(`saltare${workers} listening on ${address} (press CTRL+C to quit)`);
+      emit("ready");
     };
   } catch (err) {
     log.error(describeListenError(config, err));
-    pool.close();
+    cleanup();
     return 1;
   }
 
-  const exit = (code: number) => {
-    pool.close();
-    if (config.uds !== null) removeStaleSocket(config.uds);
-    process.exit(code);
-  };
-  pool.onAllClosed = () => {
+  let allClosed = false;
+  const finish = () => {
+    if (!allClosed || (child?.running ?? false)) return;
     log.info("Finished server process");
     exit(0);
   };
+  pool.onAllClosed = () => {
+    allClosed = true;
+    finish();
+  };
 
+  if (spawnMode) {
+    const env: Record<string, string | undefined> = { ...process.env };
+    env.SALTARE_CHILD_CONFIG = JSON.stringify(config);
+    if (config.python_path !== null) {
+      env.PYTHONPATH = [config.python_path, env.PYTHONPATH].filter(Boolean).join(":");
+    }
+    child = new PythonChild(
+      { python: config.python ?? "python3", env, zygote: config.workers > 1 },
+      (code) => exit(code),
+    );
+    child.onExited = finish;
+    child.start();
+  }
+
+  let signals = 0;
   const drain = () => {
     if (stopping) return;
     stopping = true;
     ctx.draining = true;
     stopListening();
-    log.info("Waiting for in-flight requests to finish");
+    log.info("Shutting down: waiting for in-flight requests to finish");
+    child?.stop();
     for (const conn of connections) conn.closeIfIdle();
     if (connections.size === 0) {
       pool.shutdown();
       return;
     }
-    // In-flight requests get shutdown_timeout; then their connections are cut.
+    // In-flight requests get shutdown_timeout; then the workers are told to stop anyway.
     setTimeout(() => {
       if (connections.size > 0) {
-        log.warning(`Cancelling ${connections.size} connection(s) still open after the shutdown timeout`);
+        log.warning(`${connections.size} connection(s) still busy after the shutdown timeout`);
       }
-      for (const conn of connections) conn.closeIfIdle();
       pool.shutdown();
     }, config.shutdown_timeout * 1000).unref();
   };
+  const onSignal = () => {
+    signals++;
+    if (signals >= 2) {
+      log.warning("Second signal: stopping at once");
+      exit(1);
+    }
+    drain();
+  };
 
-  process.on("SIGTERM", drain);
-  // Ctrl-C reaches every process of the terminal's group; the supervisor turns it into "drain".
-  process.on("SIGINT", () => {});
-  process.stdin.on("data", (chunk: Buffer) => {
-    if (chunk.toString("latin1").includes("drain")) drain();
-  });
-  process.stdin.on("end", () => {
-    log.warning("Supervisor went away; exiting");
-    exit(1);
-  });
+  if (spawnMode) {
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  } else {
+    process.on("SIGTERM", drain);
+    // Ctrl-C reaches every process of the terminal's group; the supervisor turns it into "drain".
+    process.on("SIGINT", () => {});
+    process.stdin.on("data", (chunk: Buffer) => {
+      if (chunk.toString("latin1").includes("drain")) drain();
+    });
+    process.stdin.on("end", () => {
+      log.warning("Supervisor went away; exiting");
+      exit(1);
+    });
+  }
   return -1;
 }
 

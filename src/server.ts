@@ -8,7 +8,7 @@
  * and written on `drain`; the worker gets response credit back only once its bytes are out.
  */
 import type { Socket, SocketListener } from "bun";
-import { type RequestHeadFields, INITIAL_WINDOW } from "./bridge/codec.ts";
+import { INITIAL_WINDOW, type RequestHeadFields } from "./bridge/codec.ts";
 import type { StreamHandler, WorkerLink } from "./bridge/worker-link.ts";
 import type { RouterConfig } from "./config.ts";
 import { HttpError } from "./http1/errors.ts";
@@ -495,7 +495,9 @@ export class Http1Connection implements StreamHandler {
   /** Answer with a router-generated error response and close (the app never sees it). */
   #fail(status: number, message: string): void {
     if (this.#closing) return;
-    this.#write(Buffer.from(serializeSimpleResponse(status, `${message}\n`, false, SERVER_NAME), "latin1"));
+    this.#write(
+      Buffer.from(serializeSimpleResponse(status, `${message}\n`, false, SERVER_NAME), "latin1"),
+    );
     this.#closeAfterWrite();
   }
 

@@ -7,15 +7,14 @@ start (e.g. address in use), 2 for a bad option, 3 when lifespan startup fails.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-import traceback
 from typing import Any, NoReturn
 
 from . import __version__
-from ._importer import AppImportError
+from ._logging import configure, logger
 from ._options import OPTIONS, ConfigError, resolve
-from ._supervisor import ServerError
 
 __all__ = ["main"]
 
@@ -63,19 +62,9 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _reexec_with(python: str, argv: list[str]) -> NoReturn:
-    """Run the same command under another interpreter (the ``--python`` option)."""
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = package_parent + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-    )
-    env["SALTARE_REEXEC"] = "1"
-    try:
-        os.execve(python, [python, "-m", "saltare", *argv], env)  # noqa: S606
-    except OSError as exc:
-        sys.stderr.write(f"saltare: error: cannot run --python {python}: {exc.strerror}\n")
-        raise SystemExit(EXIT_USAGE) from None
+def _package_parent() -> str:
+    """The directory holding the saltare package, for another interpreter's PYTHONPATH."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,33 +77,36 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"saltare: error: {exc}\n")
         return EXIT_USAGE
-    python = config["python"]
-    if (
-        python
-        and not os.environ.get("SALTARE_REEXEC")
-        and os.path.realpath(python) != os.path.realpath(sys.executable)
-    ):
-        _reexec_with(python, args)
-    given.pop("python", None)
-    from ._importer import load_app  # noqa: PLC0415 - keeps --help fast
-    from ._server import run  # noqa: PLC0415
+    # The router becomes this process (exec): no Python process stays behind holding a copy
+    # of the app. It spawns the Python side with this interpreter or --python.
+    from ._supervisor import ServerError, find_bun, find_router, limit_malloc_arenas  # noqa: PLC0415
 
+    limit_malloc_arenas()
     try:
-        loaded = load_app(app, app_dir=config["app_dir"], factory=config["factory"])
-    except AppImportError as exc:
-        sys.stderr.write(f"saltare: error: {exc}\n")
-        return 1
-    except Exception:
-        # Raised by the app's own module while it was imported: the traceback is what the
-        # user needs to see.
-        traceback.print_exc()
-        sys.stderr.write(f"saltare: error: could not import the application {app!r}\n")
-        return 1
-    given.pop("factory", None)
-    try:
-        return run(loaded, **given)
+        bun, router = find_bun(), find_router()
     except ServerError as exc:
         sys.stderr.write(f"saltare: error: {exc}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 1
+    python = config["python"] or sys.executable
+    if not os.access(python, os.X_OK):
+        sys.stderr.write(f"saltare: error: --python {python}: not an executable file\n")
+        return EXIT_USAGE
+    config.update(
+        app=app,
+        workers=config["workers"] or os.cpu_count() or 1,
+        worker_socket=None,
+        mode="spawn",
+        python=python,
+        python_path=_package_parent() if config["python"] else None,
+    )
+    env = dict(os.environ)
+    env["SALTARE_ROUTER_CONFIG"] = json.dumps(config)
+    configure(config["log_level"])
+    logger.info("Started saltare [%d]", os.getpid())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(bun, [bun, "--smol", router], env)  # noqa: S606
+    except OSError as exc:
+        sys.stderr.write(f"saltare: error: cannot run the router with {bun}: {exc.strerror}\n")
+    return 1

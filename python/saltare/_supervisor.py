@@ -40,7 +40,9 @@ from typing import Any
 from ._logging import logger
 from ._worker import EXIT_STARTUP_FAILED, run_worker
 
-__all__ = ["ServerError", "Supervisor"]
+__all__ = ["EXIT_CRASH_LOOP", "ServerError", "Supervisor"]
+
+EXIT_CRASH_LOOP = 4
 
 _PKG = Path(__file__).resolve().parent
 _REPO = _PKG.parent.parent
@@ -113,9 +115,17 @@ def _preload_loop(kind: str) -> None:
 
 
 class Supervisor:
-    def __init__(self, app: Any, config: dict[str, Any]) -> None:
+    """Forks and watches the workers; with ``with_router`` it also runs the router.
+
+    ``saltare.run()`` uses it with the router (this process is the top of the tree). When the
+    command line starts saltare, the router is the top process and runs this class without a
+    router, as the zygote of a multi-worker server (python/saltare/_child.py).
+    """
+
+    def __init__(self, app: Any, config: dict[str, Any], *, with_router: bool = True) -> None:
         self._app = app
         self._config = config
+        self._with_router = with_router
         self._workers_wanted = config["workers"] or os.cpu_count() or 1
         self._main_thread = threading.current_thread() is threading.main_thread()
         self._wake_r, self._wake_w = os.pipe()
@@ -143,8 +153,14 @@ class Supervisor:
     def run(self) -> int:
         previous: dict[int, Any] = {}
         if self._main_thread:
-            for signum in (signal.SIGINT.value, signal.SIGTERM.value):
-                previous[signum] = signal.signal(signum, self._on_signal)
+            if self._with_router:
+                for signum in (signal.SIGINT.value, signal.SIGTERM.value):
+                    previous[signum] = signal.signal(signum, self._on_signal)
+            else:
+                # Zygote under the router: Ctrl-C reaches the whole process group, but only
+                # the router decides; it sends one SIGTERM (and SIGKILL if it must hurry).
+                previous[signal.SIGINT.value] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                previous[signal.SIGTERM.value] = signal.signal(signal.SIGTERM, self._on_stop)
         try:
             return self._run()
         finally:
@@ -158,13 +174,19 @@ class Supervisor:
         self._signals += 1
         self.shutdown()
 
+    def _on_stop(self, signum: int, frame: Any) -> None:
+        self.shutdown()
+
     def _run(self) -> int:
-        self._workdir = tempfile.mkdtemp(prefix="saltare-")
-        socket_path = os.path.join(self._workdir, "workers.sock")
-        self._start_router(socket_path)
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-        if not self._wait_listening():
-            return 1
+        if self._with_router:
+            self._workdir = tempfile.mkdtemp(prefix="saltare-")
+            socket_path = os.path.join(self._workdir, "workers.sock")
+            self._start_router(socket_path)
+            if not self._wait_listening():
+                return 1
+        else:
+            socket_path = self._config["worker_socket"]
         _preload_loop(self._config["loop"])
         gc.collect()
         gc.freeze()  # forked workers then share the app's objects copy-on-write
@@ -211,6 +233,7 @@ class Supervisor:
         config = dict(self._config)
         config["workers"] = self._workers_wanted
         config["worker_socket"] = socket_path
+        config.update(mode="attached", python=None, python_path=None)
         env = dict(os.environ)
         env["SALTARE_ROUTER_CONFIG"] = json.dumps(config)
         bun = find_bun()
@@ -283,6 +306,10 @@ class Supervisor:
 
     def _begin_stop(self) -> None:
         self._stopping = True
+        if not self._with_router:
+            # The router drains and sends every worker SHUTDOWN; the zygote only stops
+            # replacing workers and waits for them to exit.
+            return
         logger.info("Shutting down")
         router = self._router
         if router is not None and router.stdin is not None:
@@ -351,6 +378,12 @@ class Supervisor:
         code = os.waitstatus_to_exitcode(status)
         if self._stopping:
             logger.debug("Worker %d [%d] exited (%d)", slot, pid, code)
+            return
+        if code == 0:
+            # Workers exit 0 only when the router sent them SHUTDOWN: the server is stopping
+            # (the SIGTERM saying so may still be on its way to this process).
+            logger.debug("Worker %d [%d] exited cleanly; not replacing it", slot, pid)
+            self._stopping = True
             return
         if code == EXIT_STARTUP_FAILED:
             logger.error("Application startup failed. Exiting.")

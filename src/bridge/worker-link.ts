@@ -168,7 +168,9 @@ export class WorkerLink {
     } catch (err) {
       if (err instanceof ProtocolError) throw err;
       // A bug while handling one stream must not take down the worker's other streams.
-      log.error(`Internal error handling frame ${type} of stream ${stream}: ${(err as Error).stack ?? err}`);
+      log.error(
+        `Internal error handling frame ${type} of stream ${stream}: ${(err as Error).stack ?? err}`,
+      );
       const handler = this.#streams.get(stream);
       if (handler !== undefined) {
         this.cancel(stream);
