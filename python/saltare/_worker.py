@@ -69,12 +69,13 @@ class RouterLink(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            frames = self._decoder.feed(data)
+            self._handle_frames(self._decoder.feed(data))
         except proto.ProtocolError as exc:
-            logger.error("Protocol error from router: %s", exc)
+            logger.error("Protocol error from the router: %s", exc)
             if self._transport is not None:
                 self._transport.close()
-            return
+
+    def _handle_frames(self, frames: list[tuple[int, int, int, bytes]]) -> None:
         streams = self.streams
         for ftype, flags, stream_id, payload in frames:
             if ftype == proto.REQUEST:

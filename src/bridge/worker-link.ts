@@ -5,6 +5,7 @@
  */
 import type { Socket } from "bun";
 import { log } from "../log.ts";
+import { noteTransient } from "../memory.ts";
 import {
   decodeHello,
   decodeReset,
@@ -34,6 +35,14 @@ export interface StreamHandler {
   onWindow(increment: number): void;
   /** The worker went away with this stream open. */
   onWorkerLost(): void;
+}
+
+/** Request-body chunks at least this large are sent to the worker without being copied. */
+const ZERO_COPY_FROM = 16 * 1024;
+const EMPTY_BODY = new Uint8Array(0);
+
+function setPayloadLength(frame: Uint8Array, length: number): void {
+  new DataView(frame.buffer, frame.byteOffset, 4).setUint32(0, length);
 }
 
 export interface LinkEvents {
@@ -86,7 +95,14 @@ export class WorkerLink {
   }
 
   sendBody(id: number, data: Uint8Array, end: boolean): void {
-    if (this.#streams.has(id)) this.#write(encodeBody(id, data, end));
+    if (!this.#streams.has(id)) return;
+    if (data.byteLength < ZERO_COPY_FROM) {
+      this.#write(encodeBody(id, data, end));
+      return;
+    }
+    // Large chunks: the 10-byte header, then the client's bytes as they are (no copy).
+    this.#write(encodeBody(id, EMPTY_BODY, end), data.byteLength);
+    this.#write(data);
   }
 
   /** Give the worker `increment` more bytes of response credit on stream `id`. */
@@ -119,6 +135,7 @@ export class WorkerLink {
   // -- socket events --------------------------------------------------------------------------
 
   onData(data: Uint8Array): void {
+    noteTransient(data.byteLength);
     try {
       this.#decoder.feed(data, this.#onFrame);
     } catch (err) {
@@ -152,14 +169,20 @@ export class WorkerLink {
     this.#events.closed(this);
   }
 
-  #write(frame: Uint8Array): void {
+  /**
+   * Write bytes to the worker; unwritten bytes are copied into the queue (the caller's
+   * buffer may be a view that does not outlive this call). `bodyLength` patches the length
+   * field of a header whose body follows in the next write.
+   */
+  #write(frame: Uint8Array, bodyLength = 0): void {
     if (this.#closed) return;
+    if (bodyLength > 0) setPayloadLength(frame, bodyLength);
     if (this.#queue.length > 0) {
-      this.#queue.push(frame);
+      this.#queue.push(frame.slice());
       return;
     }
     const written = this.#socket.write(frame);
-    if (written < frame.byteLength) this.#queue.push(frame.subarray(Math.max(written, 0)));
+    if (written < frame.byteLength) this.#queue.push(frame.slice(Math.max(written, 0)));
   }
 
   readonly #onFrame = (type: number, flags: number, stream: number, payload: Uint8Array): void => {
