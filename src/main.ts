@@ -16,7 +16,13 @@ import { join } from "node:path";
 import { PythonChild } from "./children.ts";
 import { type ConfigError, parseConfig, type RouterConfig } from "./config.ts";
 import { log, setLogLevel } from "./log.ts";
-import { type Http1Connection, listen, type ServerContext } from "./server.ts";
+import {
+  type Http1Connection,
+  listen,
+  type ServerContext,
+  SWEEP_INTERVAL_MS,
+  sweepDeadlines,
+} from "./server.ts";
 import { WorkerPool } from "./workers.ts";
 
 function removeStaleSocket(path: string): void {
@@ -104,6 +110,11 @@ function main(): number {
     cleanup();
     return 1;
   }
+
+  // One timer for every connection's deadline (see Http1Connection.checkDeadline).
+  setInterval(() => {
+    if (connections.size > 0) sweepDeadlines(connections);
+  }, SWEEP_INTERVAL_MS).unref();
 
   let allClosed = false;
   const finish = () => {

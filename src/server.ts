@@ -64,8 +64,14 @@ export class Http1Connection implements StreamHandler {
   #closed = false;
   #paused = false;
   #served = 0;
-  /** Start of the current request's head, for the absolute header deadline. */
-  #headStarted = 0;
+  /**
+   * When this connection must have made progress (ms, performance.now() clock; 0 = none):
+   * the whole head within header_timeout of its first byte (an absolute deadline, so a client
+   * dribbling a byte at a time is still cut off), or the next request within
+   * keep_alive_timeout of the previous response. Checked by {@link sweepDeadlines}, one
+   * timer for all connections instead of one per connection.
+   */
+  #deadline = 0;
 
   // The exchange in progress (null between requests).
   #req: RequestHead | null = null;
@@ -88,7 +94,7 @@ export class Http1Connection implements StreamHandler {
     this.#socket = socket;
     this.#ctx = ctx;
     this.#parser = new RequestParser(DEFAULT_LIMITS);
-    socket.timeout(ctx.config.header_timeout);
+    this.#deadline = performance.now() + ctx.config.header_timeout * 1000;
   }
 
   get idle(): boolean {
@@ -101,8 +107,7 @@ export class Http1Connection implements StreamHandler {
     noteTransient(chunk.byteLength);
     if (this.#closing) return;
     if (this.#req === null && this.#parser.idle) {
-      this.#headStarted = performance.now();
-      this.#socket.timeout(this.#ctx.config.header_timeout);
+      this.#deadline = performance.now() + this.#ctx.config.header_timeout * 1000;
     }
     this.#parser.feed(chunk);
     this.#pump();
@@ -126,14 +131,15 @@ export class Http1Connection implements StreamHandler {
     if (this.#closing) this.#socket.end();
   }
 
-  onTimeout(): void {
-    if (this.#req === null) {
-      // Idle keep-alive connection, or a client that never finished its head: close quietly
-      // (RFC 9112 §9.5); a partial head gets 408 first.
-      if (!this.#parser.idle) this.#fail(408, "Request Timeout");
-      else this.#close();
-    }
-    // With a request in flight the app sets the pace; no timeout applies here.
+  /** Called by the sweep with the current time; closes the connection if it is overdue. */
+  checkDeadline(now: number): void {
+    if (this.#deadline === 0 || now < this.#deadline || this.#closing) return;
+    this.#deadline = 0;
+    if (this.#req !== null) return;
+    // An idle keep-alive connection closes quietly (RFC 9112 §9.6); a client that started a
+    // request but did not finish its head within the timeout gets 408 first.
+    if (!this.#parser.idle) this.#fail(408, "Request Timeout");
+    else this.#close();
   }
 
   onClose(): void {
@@ -161,11 +167,8 @@ export class Http1Connection implements StreamHandler {
       if (this.#req === null) {
         const ev = parser.next();
         if (ev === null) {
-          if (
-            !parser.idle &&
-            performance.now() - this.#headStarted > this.#ctx.config.header_timeout * 1000
-          ) {
-            this.#fail(408, "Request Timeout");
+          if (this.#deadline !== 0 && performance.now() >= this.#deadline) {
+            this.checkDeadline(performance.now());
           }
           return;
         }
@@ -230,7 +233,8 @@ export class Http1Connection implements StreamHandler {
   #startRequest(head: RequestHead): void {
     const config = this.#ctx.config;
     this.#req = head;
-    this.#socket.timeout(0);
+    // With a request in flight the app sets the pace (body and write timeouts are separate).
+    this.#deadline = 0;
     this.#dispatched = false;
     this.#reqDone = false;
     this.#reqBytes = 0;
@@ -460,10 +464,12 @@ export class Http1Connection implements StreamHandler {
       this.#closeAfterWrite();
       return;
     }
-    this.#socket.timeout(this.#ctx.config.keep_alive_timeout);
+    const now = performance.now();
     this.#parser.startNext();
+    this.#deadline = this.#parser.idle
+      ? now + this.#ctx.config.keep_alive_timeout * 1000
+      : now + this.#ctx.config.header_timeout * 1000;
     this.#resume();
-    if (!this.#parser.idle) this.#headStarted = performance.now();
     this.#pump();
   }
 
@@ -530,6 +536,15 @@ export class Http1Connection implements StreamHandler {
   }
 }
 
+/** Granularity of connection deadlines. */
+export const SWEEP_INTERVAL_MS = 100;
+
+/** Close every connection whose deadline has passed. */
+export function sweepDeadlines(connections: Set<Http1Connection>): void {
+  const now = performance.now();
+  for (const conn of connections) conn.checkDeadline(now);
+}
+
 /** Start listening; throws with a clear message if the address cannot be used. */
 export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
   listener: SocketListener<Http1Connection>;
@@ -558,9 +573,6 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
     },
     close(socket: Socket<Http1Connection>) {
       socket.data?.onClose();
-    },
-    timeout(socket: Socket<Http1Connection>) {
-      socket.data?.onTimeout();
     },
     error(socket: Socket<Http1Connection>, error: Error) {
       log.debug(`client socket error: ${error.message}`);

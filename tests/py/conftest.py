@@ -7,6 +7,7 @@ sleep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -111,10 +112,8 @@ class Server:
         return code
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(10)
         self._reader.join(5)
 
@@ -124,7 +123,9 @@ def serve() -> Iterator[type[Server]]:
     """``serve("app:app", "--workers", "2")`` starts a server and waits until it is ready."""
     started: list[Server] = []
 
-    def start(app: str, *args: str, env: dict[str, str] | None = None, ready: bool = True) -> Server:
+    def start(
+        app: str, *args: str, env: dict[str, str] | None = None, ready: bool = True
+    ) -> Server:
         server = Server(app, "--port", "0", *args, env=env)
         started.append(server)
         return server.wait_ready() if ready else server
