@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from saltare._options import OPTIONS, ConfigError, resolve
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
