@@ -59,7 +59,8 @@ export class Http1Connection implements StreamHandler {
   readonly #socket: Socket<Http1Connection>;
   readonly #ctx: ServerContext;
   readonly #parser: RequestParser;
-  #out: Uint8Array[] = [];
+  /** Bytes the socket did not take yet (null while nothing waits: most of the time). */
+  #out: Uint8Array[] | null = null;
   #closing = false;
   #closed = false;
   #paused = false;
@@ -82,7 +83,7 @@ export class Http1Connection implements StreamHandler {
   #reqDone = false;
   #reqBytes = 0;
   #reqCredit = 0;
-  #pending: Uint8Array[] = [];
+  #pending: Uint8Array[] | null = null;
   #pendingBytes = 0;
   #respStarted = false;
   #respDone = false;
@@ -98,7 +99,7 @@ export class Http1Connection implements StreamHandler {
   }
 
   get idle(): boolean {
-    return this.#req === null && this.#parser.idle && this.#out.length === 0;
+    return this.#req === null && this.#parser.idle && this.#out === null;
   }
 
   // -- socket events ------------------------------------------------------------------------
@@ -115,7 +116,7 @@ export class Http1Connection implements StreamHandler {
 
   onDrain(): void {
     const out = this.#out;
-    while (out.length > 0) {
+    while (out !== null && out.length > 0) {
       const chunk = out[0] as Uint8Array;
       const written = this.#socket.write(chunk);
       if (written < chunk.byteLength) {
@@ -124,6 +125,7 @@ export class Http1Connection implements StreamHandler {
       }
       out.shift();
     }
+    this.#out = null;
     if (this.#owedCredit > 0 && this.#link !== null && !this.#respDone) {
       this.#link.grant(this.#stream, this.#owedCredit);
     }
@@ -148,8 +150,8 @@ export class Http1Connection implements StreamHandler {
     this.#closing = true;
     if (this.#link !== null && !this.#respDone) this.#link.cancel(this.#stream);
     this.#link = null;
-    this.#out = [];
-    this.#pending = [];
+    this.#out = null;
+    this.#pending = null;
     this.#ctx.connections.delete(this);
     this.#ctx.onConnectionClosed();
   }
@@ -209,6 +211,7 @@ export class Http1Connection implements StreamHandler {
         }
         if (!this.#dispatched) {
           // Parser views are only valid until the next feed: keep a copy.
+          if (this.#pending === null) this.#pending = [];
           this.#pending.push(ev.data.slice());
           this.#pendingBytes += ev.data.byteLength;
         } else {
@@ -282,10 +285,11 @@ export class Http1Connection implements StreamHandler {
     const head = this.#req as RequestHead;
     const socket = this.#socket;
     let body: Uint8Array | null = null;
-    if (this.#pending.length === 1) body = this.#pending[0] as Uint8Array;
-    else if (this.#pending.length > 1) body = Buffer.concat(this.#pending);
+    const pending = this.#pending;
+    if (pending !== null && pending.length === 1) body = pending[0] as Uint8Array;
+    else if (pending !== null && pending.length > 1) body = Buffer.concat(pending);
     const sent = this.#pendingBytes;
-    this.#pending = [];
+    this.#pending = null;
     this.#pendingBytes = 0;
     const uds = this.#ctx.config.uds !== null;
     const fields: RequestHeadFields = {
@@ -433,13 +437,13 @@ export class Http1Connection implements StreamHandler {
   /** Write head/body/suffix; returns true if some of it had to be queued. */
   #writeParts(prefix: string, body: Uint8Array, suffix: string): boolean {
     const total = prefix.length + body.byteLength + suffix.length;
-    if (total === 0) return this.#out.length > 0;
+    if (total === 0) return this.#out !== null;
     if (body.byteLength >= ZERO_COPY_FROM) {
       // Large chunks go out as they are, without a copy; the few extra bytes of framing cost
       // a syscall each, far less than copying (and later collecting) the body.
       if (prefix.length > 0) this.#write(Buffer.from(prefix, "latin1"));
       this.#write(body);
-      return suffix.length > 0 ? this.#write(Buffer.from(suffix, "latin1")) : this.#out.length > 0;
+      return suffix.length > 0 ? this.#write(Buffer.from(suffix, "latin1")) : this.#out !== null;
     }
     const buffer = Buffer.allocUnsafe(total);
     let offset = 0;
@@ -498,13 +502,13 @@ export class Http1Connection implements StreamHandler {
   /** Write or queue bytes; returns true if anything is queued afterwards. */
   #write(data: Uint8Array): boolean {
     if (this.#closed) return false;
-    if (this.#out.length > 0) {
+    if (this.#out !== null) {
       this.#out.push(data.slice());
       return true;
     }
     const written = this.#socket.write(data);
     if (written < data.byteLength) {
-      this.#out.push(data.slice(Math.max(written, 0)));
+      this.#out = [data.slice(Math.max(written, 0))];
       return true;
     }
     return false;
@@ -522,12 +526,12 @@ export class Http1Connection implements StreamHandler {
   #closeAfterWrite(): void {
     this.#closing = true;
     this.#resume();
-    if (this.#out.length === 0) this.#socket.end();
+    if (this.#out === null) this.#socket.end();
   }
 
   #abort(): void {
     this.#closing = true;
-    if (this.#out.length === 0) this.#socket.end();
+    if (this.#out === null) this.#socket.end();
   }
 
   #close(): void {
