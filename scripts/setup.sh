@@ -13,6 +13,13 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# The router bundle (see find_router in python/saltare/_supervisor.py): rebuilt when a source
+# file is newer. Test files are not part of it.
+if [ ! -f build/router.js ] || [ -n "$(find src -name '*.ts' -newer build/router.js -print -quit)" ]; then
+  echo "setup: bundling the router into build/router.js"
+  node_modules/.bin/bun build src/main.ts --target=bun --minify-syntax --outfile=build/router.js >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating virtualenv .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv

@@ -12,37 +12,20 @@ Exit statuses the router understands: 1 the app could not be imported (traceback
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
-import signal
 import sys
 import traceback
 from typing import Any
 
 from ._importer import AppImportError, load_app
 from ._logging import configure
-from ._supervisor import Supervisor, limit_malloc_arenas
+from ._system import die_with_parent, limit_malloc_arenas
 from ._worker import run_worker
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel to kill this process when the router dies (no orphans)."""
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def main() -> int:
-    _die_with_parent()
+    die_with_parent(os.getppid())
     config: dict[str, Any] = json.loads(os.environ.pop("SALTARE_CHILD_CONFIG"))
     configure(config["log_level"])
     limit_malloc_arenas()
@@ -57,6 +40,8 @@ def main() -> int:
         return 1
     if config["workers"] == 1:
         return run_worker(app, config, config["worker_socket"], 0)
+    from ._supervisor import Supervisor  # noqa: PLC0415 - a lone worker does without it
+
     return Supervisor(app, config, with_router=False).run()
 
 

@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     # The router becomes this process (exec): no Python process stays behind holding a copy
     # of the app. It spawns the Python side with this interpreter or --python.
-    from ._supervisor import ServerError, find_bun, find_router, limit_malloc_arenas  # noqa: PLC0415
+    from ._errors import ServerError  # noqa: PLC0415
+    from ._supervisor import find_bun, find_router  # noqa: PLC0415
+    from ._system import limit_malloc_arenas  # noqa: PLC0415
 
     limit_malloc_arenas()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
 from typing import Any
 
@@ -52,6 +51,4 @@ def load_app(target: Any, *, app_dir: str = ".", factory: bool = False) -> Any:
         app = app()
     if not callable(app):
         raise AppImportError(f"{target!r} is not an ASGI application (not callable)")
-    if inspect.isclass(app) and not hasattr(app, "__call__"):  # noqa: B004
-        raise AppImportError(f"{target!r} is a class, not an ASGI application")
     return app

@@ -9,7 +9,8 @@ from typing import Any
 from ._importer import load_app
 from ._logging import configure, logger
 from ._options import resolve
-from ._supervisor import Supervisor, limit_malloc_arenas
+from ._supervisor import Supervisor
+from ._system import limit_malloc_arenas
 
 __all__ = ["run"]
 

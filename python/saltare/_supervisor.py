@@ -19,8 +19,6 @@ parent dies (``PR_SET_PDEATHSIG``) and the router exits when its stdin pipe reac
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import json
 import os
@@ -37,52 +35,20 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ._errors import ServerError
 from ._logging import logger
+from ._system import die_with_parent
 from ._worker import EXIT_STARTUP_FAILED, run_worker
 
-__all__ = ["EXIT_CRASH_LOOP", "ServerError", "Supervisor"]
+__all__ = ["EXIT_CRASH_LOOP", "Supervisor", "find_bun", "find_router"]
 
 EXIT_CRASH_LOOP = 4
 
 _PKG = Path(__file__).resolve().parent
 _REPO = _PKG.parent.parent
-_PR_SET_PDEATHSIG = 1
-_M_ARENA_MAX = -8
 # A crash loop: more than this many worker deaths inside the window stops the server.
 _CRASH_LIMIT = 5
 _CRASH_WINDOW = 10.0
-
-
-class ServerError(Exception):
-    """The server could not start or stopped abnormally; ``exit_code`` is for the CLI."""
-
-    code = "SERVER_ERROR"
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def _libc() -> Any:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-def limit_malloc_arenas() -> None:
-    """Apply MALLOC_ARENA_MAX=2 to this process unless the user chose a value.
-
-    glibc reads the variable only at start-up, so for a running interpreter (``saltare.run``
-    called from an existing program) the same limit is set through ``mallopt``. Child
-    processes inherit the variable.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    os.environ["MALLOC_ARENA_MAX"] = "2"
-    libc = _libc()
-    if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(_M_ARENA_MAX, 2)
 
 
 def find_bun() -> str:
@@ -100,10 +66,28 @@ def find_bun() -> str:
 
 
 def find_router() -> str:
+    """The router's entry point: ``$SALTARE_ROUTER``, else the bundle, else the sources.
+
+    ``scripts/setup.sh`` bundles ``src/`` into ``build/router.js`` (one file, nothing to
+    transpile at start: the router then maps ~1.6 MiB less of Bun). The bundle is used only
+    while no source file is newer, so an edit to ``src/`` takes effect without a rebuild.
+    """
     explicit = os.environ.get("SALTARE_ROUTER")
-    for candidate in (explicit, str(_PKG / "_router" / "main.js"), str(_REPO / "src" / "main.ts")):
-        if candidate and os.path.isfile(candidate):
-            return candidate
+    if explicit:
+        if os.path.isfile(explicit):
+            return explicit
+        raise ServerError(f"SALTARE_ROUTER={explicit} does not exist")
+    sources = _REPO / "src"
+    bundle = _REPO / "build" / "router.js"
+    if bundle.is_file():
+        built = bundle.stat().st_mtime
+        if not sources.is_dir() or all(
+            path.stat().st_mtime <= built for path in sources.rglob("*.ts")
+        ):
+            return str(bundle)
+    entry = sources / "main.ts"
+    if entry.is_file():
+        return str(entry)
     raise ServerError("cannot find the saltare router (src/main.ts); set SALTARE_ROUTER")
 
 
@@ -334,11 +318,7 @@ class Supervisor:
     def _become_worker(self, slot: int, socket_path: str, parent: int) -> None:
         code = 1
         try:
-            libc = _libc()
-            if libc is not None:
-                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != parent:
-                os._exit(1)
+            die_with_parent(parent)
             # Drop every descriptor that belongs to the supervisor: above all the router's
             # stdin pipe, whose EOF is how the router learns that the supervisor died.
             self._selector.close()

@@ -8,8 +8,6 @@ is the router's job.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import os
 import signal
 from typing import Any, cast
@@ -19,25 +17,12 @@ from ._http import HttpStream
 from ._lifespan import Lifespan
 from ._logging import logger
 from ._scope import build_http_scope
+from ._system import malloc_trim
 
 __all__ = ["EXIT_STARTUP_FAILED", "RouterLink", "run_worker"]
 
 EXIT_STARTUP_FAILED = 3
 _POOL_MAX = 64
-
-
-def _libc() -> Any:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-def malloc_trim() -> None:
-    """Return free heap pages to the OS (glibc); a no-op elsewhere."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 class RouterLink(asyncio.Protocol):
