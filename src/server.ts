@@ -55,10 +55,42 @@ function ipv4(address: string): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
 
+/**
+ * The request in progress on a connection and its response. It exists only while a request
+ * is being handled, so an idle keep-alive connection carries none of these fields.
+ */
+class Exchange {
+  link: WorkerLink | null = null;
+  stream = 0;
+  dispatched = false;
+  waitingForWorker = false;
+  /** The whole request body has been read (and forwarded, once dispatched). */
+  reqDone = false;
+  reqBytes = 0;
+  /** Request-body bytes the worker still accepts (docs/protocol.md, flow control). */
+  reqCredit = INITIAL_WINDOW;
+  /** Body bytes read before dispatch, sent with the REQUEST frame. */
+  pending: Uint8Array[] | null = null;
+  pendingBytes = 0;
+  respStarted = false;
+  respDone = false;
+  framing: ResponseFraming | null = null;
+  respRemaining = 0;
+  /** Response credit to give back once queued bytes have been written. */
+  owedCredit = 0;
+  readonly head: RequestHead;
+
+  constructor(head: RequestHead) {
+    this.head = head;
+  }
+}
+
 export class Http1Connection implements StreamHandler {
   readonly #socket: Socket<Http1Connection>;
   readonly #ctx: ServerContext;
-  readonly #parser: RequestParser;
+  /** Allocated when request bytes arrive and dropped again once the connection is idle. */
+  #parser: RequestParser | null = null;
+  #ex: Exchange | null = null;
   /** Bytes the socket did not take yet (null while nothing waits: most of the time). */
   #out: Uint8Array[] | null = null;
   #closing = false;
@@ -74,32 +106,14 @@ export class Http1Connection implements StreamHandler {
    */
   #deadline = 0;
 
-  // The exchange in progress (null between requests).
-  #req: RequestHead | null = null;
-  #link: WorkerLink | null = null;
-  #stream = 0;
-  #dispatched = false;
-  #waitingForWorker = false;
-  #reqDone = false;
-  #reqBytes = 0;
-  #reqCredit = 0;
-  #pending: Uint8Array[] | null = null;
-  #pendingBytes = 0;
-  #respStarted = false;
-  #respDone = false;
-  #framing: ResponseFraming | null = null;
-  #respRemaining = 0;
-  #owedCredit = 0;
-
   constructor(socket: Socket<Http1Connection>, ctx: ServerContext) {
     this.#socket = socket;
     this.#ctx = ctx;
-    this.#parser = new RequestParser(DEFAULT_LIMITS);
     this.#deadline = performance.now() + ctx.config.header_timeout * 1000;
   }
 
   get idle(): boolean {
-    return this.#req === null && this.#parser.idle && this.#out === null;
+    return this.#ex === null && (this.#parser === null || this.#parser.idle) && this.#out === null;
   }
 
   // -- socket events ------------------------------------------------------------------------
@@ -107,10 +121,15 @@ export class Http1Connection implements StreamHandler {
   onData(chunk: Uint8Array): void {
     noteTransient(chunk.byteLength);
     if (this.#closing) return;
-    if (this.#req === null && this.#parser.idle) {
+    let parser = this.#parser;
+    if (parser === null) {
+      parser = new RequestParser(DEFAULT_LIMITS);
+      this.#parser = parser;
+    }
+    if (this.#ex === null && parser.idle) {
       this.#deadline = performance.now() + this.#ctx.config.header_timeout * 1000;
     }
-    this.#parser.feed(chunk);
+    parser.feed(chunk);
     this.#pump();
   }
 
@@ -126,10 +145,11 @@ export class Http1Connection implements StreamHandler {
       out.shift();
     }
     this.#out = null;
-    if (this.#owedCredit > 0 && this.#link !== null && !this.#respDone) {
-      this.#link.grant(this.#stream, this.#owedCredit);
+    const ex = this.#ex;
+    if (ex !== null && ex.owedCredit > 0) {
+      if (ex.link !== null && !ex.respDone) ex.link.grant(ex.stream, ex.owedCredit);
+      ex.owedCredit = 0;
     }
-    this.#owedCredit = 0;
     if (this.#closing) this.#socket.end();
   }
 
@@ -137,10 +157,10 @@ export class Http1Connection implements StreamHandler {
   checkDeadline(now: number): void {
     if (this.#deadline === 0 || now < this.#deadline || this.#closing) return;
     this.#deadline = 0;
-    if (this.#req !== null) return;
+    if (this.#ex !== null) return;
     // An idle keep-alive connection closes quietly (RFC 9112 §9.6); a client that started a
     // request but did not finish its head within the timeout gets 408 first.
-    if (!this.#parser.idle) this.#fail(408, "Request Timeout");
+    if (this.#parser !== null && !this.#parser.idle) this.#fail(408, "Request Timeout");
     else this.#close();
   }
 
@@ -148,10 +168,11 @@ export class Http1Connection implements StreamHandler {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing = true;
-    if (this.#link !== null && !this.#respDone) this.#link.cancel(this.#stream);
-    this.#link = null;
+    const ex = this.#ex;
+    if (ex !== null && ex.link !== null && !ex.respDone) ex.link.cancel(ex.stream);
+    this.#ex = null;
+    this.#parser = null;
     this.#out = null;
-    this.#pending = null;
     this.#ctx.connections.delete(this);
     this.#ctx.onConnectionClosed();
   }
@@ -165,8 +186,10 @@ export class Http1Connection implements StreamHandler {
 
   #pump(): void {
     const parser = this.#parser;
+    if (parser === null) return;
     while (!this.#closing) {
-      if (this.#req === null) {
+      const ex = this.#ex;
+      if (ex === null) {
         const ev = parser.next();
         if (ev === null) {
           if (this.#deadline !== 0 && performance.now() >= this.#deadline) {
@@ -184,46 +207,44 @@ export class Http1Connection implements StreamHandler {
         }
         return; // body/end cannot come before a head
       }
-      if (this.#reqDone) {
+      if (ex.reqDone) {
         // Response pending: keep pipelined bytes, but not without bound.
         if (parser.buffered > MAX_PIPELINE_BUFFER) this.#pause();
         return;
       }
-      let limit: number;
-      if (!this.#dispatched) limit = PREDISPATCH_BODY - this.#pendingBytes;
-      else limit = this.#reqCredit;
+      const limit = ex.dispatched ? ex.reqCredit : PREDISPATCH_BODY - ex.pendingBytes;
       if (limit <= 0) {
-        if (!this.#dispatched) this.#dispatch();
+        if (!ex.dispatched) this.#dispatch(ex);
         else this.#pause();
-        if (this.#reqCredit <= 0 || !this.#dispatched) return;
+        if (ex.reqCredit <= 0 || !ex.dispatched) return;
         continue;
       }
       const ev = parser.next(limit);
       if (ev === null) {
-        if (!this.#dispatched && this.#pendingBytes >= PREDISPATCH_BODY) this.#dispatch();
+        if (!ex.dispatched && ex.pendingBytes >= PREDISPATCH_BODY) this.#dispatch(ex);
         return;
       }
       if (ev.type === "body") {
-        this.#reqBytes += ev.data.byteLength;
-        if (this.#reqBytes > this.#ctx.config.max_request_body) {
-          this.#bodyTooLarge();
+        ex.reqBytes += ev.data.byteLength;
+        if (ex.reqBytes > this.#ctx.config.max_request_body) {
+          this.#bodyTooLarge(ex);
           return;
         }
-        if (!this.#dispatched) {
+        if (!ex.dispatched) {
           // Parser views are only valid until the next feed: keep a copy.
-          if (this.#pending === null) this.#pending = [];
-          this.#pending.push(ev.data.slice());
-          this.#pendingBytes += ev.data.byteLength;
+          if (ex.pending === null) ex.pending = [];
+          ex.pending.push(ev.data.slice());
+          ex.pendingBytes += ev.data.byteLength;
         } else {
-          this.#reqCredit -= ev.data.byteLength;
-          (this.#link as WorkerLink).sendBody(this.#stream, ev.data, false);
+          ex.reqCredit -= ev.data.byteLength;
+          (ex.link as WorkerLink).sendBody(ex.stream, ev.data, false);
         }
         continue;
       }
       if (ev.type === "end") {
-        this.#reqDone = true;
-        if (!this.#dispatched) this.#dispatch();
-        else if (this.#link !== null) this.#link.sendBody(this.#stream, EMPTY, true);
+        ex.reqDone = true;
+        if (!ex.dispatched) this.#dispatch(ex);
+        else if (ex.link !== null) ex.link.sendBody(ex.stream, EMPTY, true);
         continue;
       }
       if (ev.type === "error") {
@@ -235,15 +256,10 @@ export class Http1Connection implements StreamHandler {
 
   #startRequest(head: RequestHead): void {
     const config = this.#ctx.config;
-    this.#req = head;
+    const ex = new Exchange(head);
+    this.#ex = ex;
     // With a request in flight the app sets the pace (body and write timeouts are separate).
     this.#deadline = 0;
-    this.#dispatched = false;
-    this.#reqDone = false;
-    this.#reqBytes = 0;
-    this.#reqCredit = INITIAL_WINDOW;
-    this.#respStarted = false;
-    this.#respDone = false;
     if (head.bodyKind === "length" && head.contentLength > config.max_request_body) {
       // Declared too large: answer before reading any of it (the connection closes).
       this.#fail(413, "Request Entity Too Large");
@@ -255,42 +271,42 @@ export class Http1Connection implements StreamHandler {
     }
     if (head.bodyKind === "length" && head.contentLength > PREDISPATCH_BODY) {
       // Too big to collect first: stream it to the worker as it arrives.
-      this.#dispatch();
+      this.#dispatch(ex);
     }
   }
 
-  #dispatch(): void {
-    if (this.#dispatched || this.#waitingForWorker) return;
+  #dispatch(ex: Exchange): void {
+    if (ex.dispatched || ex.waitingForWorker) return;
     const link = this.#ctx.pool.pick();
     if (link === null) {
-      this.#waitingForWorker = true;
+      ex.waitingForWorker = true;
       this.#pause();
       this.#ctx.pool.wait((ready) => {
-        this.#waitingForWorker = false;
-        if (this.#closing) return;
+        ex.waitingForWorker = false;
+        if (this.#closing || this.#ex !== ex) return;
         if (ready === null) {
           this.#fail(503, "Service Unavailable");
           return;
         }
-        this.#openStream(ready);
+        this.#openStream(ex, ready);
         this.#resume();
         this.#pump();
       });
       return;
     }
-    this.#openStream(link);
+    this.#openStream(ex, link);
   }
 
-  #openStream(link: WorkerLink): void {
-    const head = this.#req as RequestHead;
+  #openStream(ex: Exchange, link: WorkerLink): void {
+    const head = ex.head;
     const socket = this.#socket;
     let body: Uint8Array | null = null;
-    const pending = this.#pending;
+    const pending = ex.pending;
     if (pending !== null && pending.length === 1) body = pending[0] as Uint8Array;
     else if (pending !== null && pending.length > 1) body = Buffer.concat(pending);
-    const sent = this.#pendingBytes;
-    this.#pending = null;
-    this.#pendingBytes = 0;
+    const sent = ex.pendingBytes;
+    ex.pending = null;
+    ex.pendingBytes = 0;
     const uds = this.#ctx.config.uds !== null;
     const fields: RequestHeadFields = {
       method: head.method,
@@ -304,30 +320,33 @@ export class Http1Connection implements StreamHandler {
       serverPort: this.#ctx.serverPort,
       headers: head.headers,
     };
-    this.#link = link;
-    this.#dispatched = true;
-    this.#reqCredit -= sent;
-    this.#stream = link.openStream(fields, body, this.#reqDone, this);
+    ex.link = link;
+    ex.dispatched = true;
+    ex.reqCredit -= sent;
+    ex.stream = link.openStream(fields, body, ex.reqDone, this);
   }
 
-  #bodyTooLarge(): void {
-    if (this.#link !== null && !this.#respDone) this.#link.cancel(this.#stream);
-    if (!this.#respStarted) this.#fail(413, "Request Entity Too Large");
+  #bodyTooLarge(ex: Exchange): void {
+    if (ex.link !== null && !ex.respDone) ex.link.cancel(ex.stream);
+    if (!ex.respStarted) this.#fail(413, "Request Entity Too Large");
     else this.#abort();
   }
 
   #rejectRequest(error: HttpError): void {
     log.debug(`Rejected request: ${error.code} (${error.message})`);
-    if (this.#link !== null && !this.#respDone) this.#link.cancel(this.#stream);
-    if (!this.#respStarted) this.#fail(error.status, error.message);
+    const ex = this.#ex;
+    if (ex !== null && ex.link !== null && !ex.respDone) ex.link.cancel(ex.stream);
+    if (ex === null || !ex.respStarted) this.#fail(error.status, error.message);
     else this.#abort();
   }
 
   // -- flow control ----------------------------------------------------------------------------
 
   onWindow(increment: number): void {
-    this.#reqCredit += increment;
-    if (this.#reqCredit > 0) {
+    const ex = this.#ex;
+    if (ex === null) return;
+    ex.reqCredit += increment;
+    if (ex.reqCredit > 0) {
       this.#resume();
       this.#pump();
     }
@@ -350,13 +369,13 @@ export class Http1Connection implements StreamHandler {
   // -- response side ---------------------------------------------------------------------------
 
   onResponse(status: number, headers: string[], body: Uint8Array, end: boolean): void {
-    if (this.#closing) return;
-    const req = this.#req as RequestHead;
-    const config = this.#ctx.config;
-    const limit = config.max_keepalive_requests;
+    const ex = this.#ex;
+    if (this.#closing || ex === null) return;
+    const req = ex.head;
+    const limit = this.#ctx.config.max_keepalive_requests;
     const keepAlive =
       req.keepAlive &&
-      this.#reqDone &&
+      ex.reqDone &&
       !this.#ctx.draining &&
       (limit === 0 || this.#served + 1 < limit);
     let framing: ResponseFraming;
@@ -370,23 +389,24 @@ export class Http1Connection implements StreamHandler {
     } catch (err) {
       const detail = err instanceof HttpError ? err.message : String(err);
       log.error(`Invalid response from the application: ${detail}`);
-      this.#link?.cancel(this.#stream);
+      ex.link?.cancel(ex.stream);
       this.#fail(500, "Internal Server Error");
       return;
     }
-    this.#framing = framing;
-    this.#respStarted = true;
-    this.#respRemaining = framing.contentLength;
-    this.#sendBody(framing.head, body, end);
+    ex.framing = framing;
+    ex.respStarted = true;
+    ex.respRemaining = framing.contentLength;
+    this.#sendBody(ex, framing.head, body, end);
   }
 
   onBody(body: Uint8Array, end: boolean): void {
-    if (this.#closing || this.#framing === null) return;
-    this.#sendBody("", body, end);
+    const ex = this.#ex;
+    if (this.#closing || ex === null || ex.framing === null) return;
+    this.#sendBody(ex, "", body, end);
   }
 
-  #sendBody(head: string, body: Uint8Array, end: boolean): void {
-    const framing = this.#framing as ResponseFraming;
+  #sendBody(ex: Exchange, head: string, body: Uint8Array, end: boolean): void {
+    const framing = ex.framing as ResponseFraming;
     let size = body.byteLength;
     let prefix = head;
     let suffix = "";
@@ -395,16 +415,16 @@ export class Http1Connection implements StreamHandler {
         size = 0;
         break;
       case "length":
-        if (size > this.#respRemaining) {
+        if (size > ex.respRemaining) {
           log.error(
             `Response body longer than its content-length (${framing.contentLength}); closing`,
           );
-          this.#writeParts(prefix, body.subarray(0, this.#respRemaining), "");
+          this.#writeParts(prefix, body.subarray(0, ex.respRemaining), "");
           this.#abort();
           return;
         }
-        this.#respRemaining -= size;
-        if (end && this.#respRemaining > 0) {
+        ex.respRemaining -= size;
+        if (end && ex.respRemaining > 0) {
           log.error(
             `Response body shorter than its content-length (${framing.contentLength}); closing`,
           );
@@ -425,13 +445,13 @@ export class Http1Connection implements StreamHandler {
     }
     const queued = this.#writeParts(prefix, size > 0 ? body : EMPTY, suffix);
     if (end) {
-      this.#finishResponse();
+      this.#finishResponse(ex);
       return;
     }
     // Credit goes back to the worker once its bytes have left for the client's socket.
     const credit = body.byteLength;
-    if (queued) this.#owedCredit += credit;
-    else (this.#link as WorkerLink).grant(this.#stream, credit);
+    if (queued) ex.owedCredit += credit;
+    else (ex.link as WorkerLink).grant(ex.stream, credit);
   }
 
   /** Write head/body/suffix; returns true if some of it had to be queued. */
@@ -456,23 +476,25 @@ export class Http1Connection implements StreamHandler {
     return this.#write(buffer);
   }
 
-  #finishResponse(): void {
-    const framing = this.#framing as ResponseFraming;
-    this.#respDone = true;
+  #finishResponse(ex: Exchange): void {
+    const framing = ex.framing as ResponseFraming;
+    ex.respDone = true;
     this.#served++;
-    this.#link = null;
-    this.#framing = null;
-    this.#req = null;
-    this.#dispatched = false;
+    this.#ex = null;
     if (!framing.keepAlive || this.#ctx.draining) {
       this.#closeAfterWrite();
       return;
     }
+    const parser = this.#parser as RequestParser;
+    parser.startNext();
     const now = performance.now();
-    this.#parser.startNext();
-    this.#deadline = this.#parser.idle
-      ? now + this.#ctx.config.keep_alive_timeout * 1000
-      : now + this.#ctx.config.header_timeout * 1000;
+    if (parser.idle) {
+      // Nothing of a next request yet: the idle connection keeps no parser.
+      this.#parser = null;
+      this.#deadline = now + this.#ctx.config.keep_alive_timeout * 1000;
+    } else {
+      this.#deadline = now + this.#ctx.config.header_timeout * 1000;
+    }
     this.#resume();
     this.#pump();
   }
@@ -480,16 +502,21 @@ export class Http1Connection implements StreamHandler {
   onReset(_code: number): void {
     // The app failed after starting its response: the only honest signal left for the
     // client is to close without completing the message (no chunked terminator).
-    this.#respDone = true;
-    this.#link = null;
+    const ex = this.#ex;
+    if (ex !== null) {
+      ex.respDone = true;
+      ex.link = null;
+    }
     this.#abort();
   }
 
   onWorkerLost(): void {
-    this.#link = null;
-    this.#respDone = true;
+    const ex = this.#ex;
+    if (ex === null) return;
+    ex.link = null;
+    ex.respDone = true;
     if (this.#closing) return;
-    if (!this.#respStarted) {
+    if (!ex.respStarted) {
       log.error("Worker died while handling a request; answering 502");
       this.#fail(502, "Bad Gateway");
     } else {
