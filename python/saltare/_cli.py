@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     # The router becomes this process (exec): no Python process stays behind holding a copy
     # of the app. It spawns the Python side with this interpreter or --python.
     from ._errors import ServerError  # noqa: PLC0415
-    from ._supervisor import find_bun, find_router  # noqa: PLC0415
+    from ._supervisor import find_bun, find_router, router_environment  # noqa: PLC0415
     from ._system import limit_malloc_arenas  # noqa: PLC0415
 
     limit_malloc_arenas()
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         python=python,
         python_path=_package_parent() if config["python"] else None,
     )
-    env = dict(os.environ)
+    env = router_environment(config)
     env["SALTARE_ROUTER_CONFIG"] = json.dumps(config)
     configure(config["log_level"])
     logger.info("Started saltare [%d]", os.getpid())
