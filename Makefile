@@ -17,7 +17,7 @@ run: setup
 ## Type checks and linters: tsc, biome, mypy (strict), ruff.
 check: setup
 	node_modules/.bin/tsc --noEmit -p tsconfig.json
-	node_modules/.bin/biome check src bench
+	node_modules/.bin/biome check src
 	$(VENV)/mypy
 	$(VENV)/ruff check python tests bench examples
 	$(VENV)/ruff format --check python tests bench examples
