@@ -23,7 +23,7 @@ check: setup
 	$(VENV)/ruff format --check python tests bench examples
 
 test-ts: setup
-	$(BUN) test tests/ts
+	$(BUN) test src
 
 test-py: setup
 	$(VENV)/pytest
