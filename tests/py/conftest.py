@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -136,3 +136,16 @@ def serve() -> Iterator[type[Server]]:
         # it alone), so nothing outlives the test; the log is shown if the test failed.
         server.kill()
         print(f"--- server log: {server.app} {' '.join(server.args)} ---\n{server.log}")
+
+
+@pytest.fixture
+def calls(tmp_path: Path) -> Callable[[], list[str]]:
+    """Lines an app appended to a file (the app gets its path via ``calls.path``)."""
+    path = tmp_path / "calls.txt"
+    path.touch()
+
+    def read() -> list[str]:
+        return path.read_text().splitlines()
+
+    read.path = str(path)  # type: ignore[attr-defined]
+    return read

@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
-import pytest
 from rawhttp import RawConnection, request
 
 MIB = 1024 * 1024
@@ -166,18 +164,6 @@ def test_chunked_request_body_sent_byte_by_byte_arrives_intact(serve):
         response = conn.read_response()
     assert response.status == 200
     assert response.json()["body"] == "abcdefgh"
-
-
-@pytest.fixture
-def calls(tmp_path: Path) -> Callable[[], list[str]]:
-    path = tmp_path / "calls.txt"
-    path.touch()
-
-    def read() -> list[str]:
-        return path.read_text().splitlines()
-
-    read.path = str(path)  # type: ignore[attr-defined]
-    return read
 
 
 def test_declared_body_over_the_limit_gets_413_and_the_app_is_not_called(serve, calls):

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import httpx
 import pytest
 from rawhttp import EarlyEOF, RawConnection, request
 
 APP = "errors_app:app"
-
-
-@pytest.fixture
-def calls(tmp_path: Path) -> Callable[[], list[str]]:
-    path = tmp_path / "calls.txt"
-    path.touch()
-
-    def read() -> list[str]:
-        return path.read_text().splitlines()
-
-    read.path = str(path)  # type: ignore[attr-defined]
-    return read
 
 
 MALFORMED = {
