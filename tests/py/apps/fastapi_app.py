@@ -110,6 +110,13 @@ async def pid() -> dict[str, int]:
     return {"pid": os.getpid()}
 
 
+@app.get("/slow-pid")
+async def slow_pid() -> dict[str, int]:
+    # Long enough that concurrent requests overlap, so dispatch has to spread them.
+    await asyncio.sleep(0.2)
+    return {"pid": os.getpid()}
+
+
 @app.get("/crash")
 async def crash() -> dict[str, str]:
     os._exit(1)
