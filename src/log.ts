@@ -9,10 +9,6 @@ export function setLogLevel(level: LogLevel): void {
   threshold = LEVELS[level];
 }
 
-export function enabled(level: LogLevel): boolean {
-  return LEVELS[level] >= threshold;
-}
-
 function emit(level: LogLevel, message: string): void {
   if (LEVELS[level] < threshold) return;
   const prefix = `${level.toUpperCase()}:`.padEnd(10);

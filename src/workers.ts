@@ -50,10 +50,6 @@ export class WorkerPool implements LinkEvents {
     });
   }
 
-  get readyCount(): number {
-    return this.#ready.length;
-  }
-
   /** The ready worker with the fewest streams in flight, or null. */
   pick(): WorkerLink | null {
     const ready = this.#ready;

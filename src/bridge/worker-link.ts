@@ -64,7 +64,6 @@ export class WorkerLink {
   ready = false;
   /** Streams opened and not yet finished: the dispatch policy's measure of load. */
   inFlight = 0;
-  requests = 0;
 
   constructor(socket: Socket<WorkerLink>, events: LinkEvents) {
     this.#socket = socket;
@@ -89,7 +88,6 @@ export class WorkerLink {
     this.#nextId = id >= 0xffffffff ? 1 : id + 1;
     this.#streams.set(id, handler);
     this.inFlight++;
-    this.requests++;
     this.#write(encodeRequest(id, head, body, end));
     return id;
   }
