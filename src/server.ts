@@ -212,6 +212,13 @@ export class Http1Connection implements StreamHandler {
         if (parser.buffered > MAX_PIPELINE_BUFFER) this.#pause();
         return;
       }
+      if (ex.dispatched && ex.link?.congested) {
+        // The worker is not reading: stop reading this client until it catches up, so that
+        // request bodies wait in the kernel instead of piling up in the router.
+        this.#pause();
+        ex.link.waitWritable(this);
+        return;
+      }
       const limit = ex.dispatched ? ex.reqCredit : PREDISPATCH_BODY - ex.pendingBytes;
       if (limit <= 0) {
         if (!ex.dispatched) this.#dispatch(ex);
@@ -350,6 +357,12 @@ export class Http1Connection implements StreamHandler {
       this.#resume();
       this.#pump();
     }
+  }
+
+  onWritable(): void {
+    if (this.#closing || this.#ex === null) return;
+    this.#resume();
+    this.#pump();
   }
 
   #pause(): void {

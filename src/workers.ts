@@ -50,12 +50,13 @@ export class WorkerPool implements LinkEvents {
     });
   }
 
-  /** The ready worker with the fewest streams in flight, or null. */
+  /** The ready, uncongested worker with the fewest streams in flight, or null. */
   pick(): WorkerLink | null {
     const ready = this.#ready;
     let best: WorkerLink | null = null;
     for (let i = 0; i < ready.length; i++) {
       const link = ready[i] as WorkerLink;
+      if (link.congested) continue;
       if (best === null || link.inFlight < best.inFlight) {
         best = link;
         if (link.inFlight === 0) break;
@@ -80,9 +81,21 @@ export class WorkerPool implements LinkEvents {
       this.#everReady = true;
       this.onFirstReady?.();
     }
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (const waiter of waiting) waiter(this.pick());
+    this.#wakeWaiters();
+  }
+
+  writable(_link: WorkerLink): void {
+    if (!this.#stopping) this.#wakeWaiters();
+  }
+
+  /** Hand waiting requests to workers while one can take them; the rest keep waiting. */
+  #wakeWaiters(): void {
+    while (this.#waiting.length > 0) {
+      const link = this.pick();
+      if (link === null) return;
+      const waiter = this.#waiting.shift() as Waiter;
+      waiter(link);
+    }
   }
 
   closed(link: WorkerLink): void {

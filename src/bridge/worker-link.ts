@@ -35,6 +35,8 @@ export interface StreamHandler {
   onWindow(increment: number): void;
   /** The worker went away with this stream open. */
   onWorkerLost(): void;
+  /** The link is no longer congested (after {@link WorkerLink.waitWritable}). */
+  onWritable(): void;
 }
 
 /** Request-body chunks at least this large are sent to the worker without being copied. */
@@ -48,7 +50,16 @@ function setPayloadLength(frame: Uint8Array, length: number): void {
 export interface LinkEvents {
   ready(link: WorkerLink): void;
   closed(link: WorkerLink): void;
+  /** The link's write queue drained below the congestion mark. */
+  writable(link: WorkerLink): void;
 }
+
+/**
+ * Bytes queued for a worker that does not read (a loop blocked by CPU-bound app code) above
+ * which it gets no new requests until it catches up. Without this mark every new request
+ * would pile up in the router; with it, they wait in their sockets' kernel buffers.
+ */
+const CONGESTED_BYTES = 1024 * 1024;
 
 export class WorkerLink {
   readonly #socket: Socket<WorkerLink>;
@@ -57,6 +68,9 @@ export class WorkerLink {
   readonly #streams = new Map<number, StreamHandler>();
   #nextId = 1;
   #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  /** Streams that stopped forwarding request bodies while the link was congested. */
+  #blocked: StreamHandler[] = [];
   #closed = false;
   #shutdownSent = false;
   pid = 0;
@@ -72,6 +86,16 @@ export class WorkerLink {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Too much is already waiting to be written to this worker: dispatch elsewhere. */
+  get congested(): boolean {
+    return this.#queuedBytes > CONGESTED_BYTES;
+  }
+
+  /** Call `handler.onWritable()` once this link is no longer congested. */
+  waitWritable(handler: StreamHandler): void {
+    if (!this.#blocked.includes(handler)) this.#blocked.push(handler);
   }
 
   // -- streams --------------------------------------------------------------------------------
@@ -144,15 +168,23 @@ export class WorkerLink {
   }
 
   onDrain(): void {
+    const wasCongested = this.congested;
     const queue = this.#queue;
     while (queue.length > 0) {
       const chunk = queue[0] as Uint8Array;
-      const written = this.#socket.write(chunk);
+      const written = Math.max(this.#socket.write(chunk), 0);
+      this.#queuedBytes -= written;
       if (written < chunk.byteLength) {
-        queue[0] = chunk.subarray(Math.max(written, 0));
-        return;
+        queue[0] = chunk.subarray(written);
+        break;
       }
       queue.shift();
+    }
+    if (wasCongested && !this.congested) {
+      const blocked = this.#blocked;
+      this.#blocked = [];
+      for (const handler of blocked) handler.onWritable();
+      this.#events.writable(this);
     }
   }
 
@@ -162,6 +194,7 @@ export class WorkerLink {
     this.ready = false;
     const handlers = [...this.#streams.values()];
     this.#streams.clear();
+    this.#blocked = [];
     this.inFlight = 0;
     for (const handler of handlers) handler.onWorkerLost();
     this.#events.closed(this);
@@ -177,10 +210,14 @@ export class WorkerLink {
     if (bodyLength > 0) setPayloadLength(frame, bodyLength);
     if (this.#queue.length > 0) {
       this.#queue.push(frame.slice());
+      this.#queuedBytes += frame.byteLength;
       return;
     }
-    const written = this.#socket.write(frame);
-    if (written < frame.byteLength) this.#queue.push(frame.slice(Math.max(written, 0)));
+    const written = Math.max(this.#socket.write(frame), 0);
+    if (written < frame.byteLength) {
+      this.#queue.push(frame.slice(written));
+      this.#queuedBytes += frame.byteLength - written;
+    }
   }
 
   readonly #onFrame = (type: number, flags: number, stream: number, payload: Uint8Array): void => {

@@ -68,3 +68,27 @@ def test_a_crashed_worker_is_replaced_by_the_zygote_and_the_others_keep_serving(
             break
     assert len(after - before) == 1, (before, after)
     assert len(after & before) == 1
+
+
+async def _upload_while_blocked(url: str, uploads: int, size: int) -> list[int]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        blocker = asyncio.create_task(client.get("/block", params={"seconds": 1.5}))
+        await asyncio.sleep(0.3)  # the worker's loop is now stuck in time.sleep
+
+        async def one(i: int) -> int:
+            body = bytes([i % 256]) * size
+            response = await client.post("/sha256", content=body)
+            assert response.status_code == 200
+            return int(response.json()["size"])
+
+        sizes = await asyncio.gather(*(one(i) for i in range(uploads)))
+        assert (await blocker).status_code == 200
+        return list(sizes)
+
+
+def test_requests_sent_while_the_worker_is_blocked_wait_and_then_all_complete(serve) -> None:
+    # 40 x 100 KiB is past the router's per-worker congestion mark (1 MiB queued), so some
+    # of these requests wait in the router for the worker to catch up instead of piling up.
+    server = serve("fastapi_app:app")
+    sizes = asyncio.run(_upload_while_blocked(server.url, 40, 100 * 1024))
+    assert sizes == [100 * 1024] * 40

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -115,6 +116,13 @@ async def slow_pid() -> dict[str, int]:
     # Long enough that concurrent requests overlap, so dispatch has to spread them.
     await asyncio.sleep(0.2)
     return {"pid": os.getpid()}
+
+
+@app.get("/block")
+async def block(seconds: float) -> dict[str, float]:
+    # Blocks the worker's event loop on purpose (CPU-bound code looks like this to a server).
+    time.sleep(seconds)
+    return {"blocked": seconds}
 
 
 @app.get("/crash")
