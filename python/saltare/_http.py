@@ -1,7 +1,7 @@
 """One HTTP request inside a worker: the ASGI ``receive``/``send`` pair and its flow control.
 
-A ``HttpStream`` lives exactly as long as one app call. The worker keeps a small pool of them
-so the hot path does not allocate a new object (and two closures) per request.
+A ``HttpStream`` lives exactly as long as one app call; afterwards ``receive`` reports a
+disconnect and nothing ``send`` is given reaches the wire, whoever still holds them.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class HttpStream:
         self.started = False
         self.complete = False
         self.disconnected = False
-        # Bound once per pooled object instead of once per request.
+        # Bound once here so the scope's consumers get the same callables every time.
         self.receive: Callable[[], Any] = self._receive
         self.send: Callable[[Any], Any] = self._send
 

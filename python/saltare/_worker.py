@@ -22,7 +22,6 @@ from ._system import malloc_trim
 __all__ = ["EXIT_STARTUP_FAILED", "RouterLink", "run_worker"]
 
 EXIT_STARTUP_FAILED = 3
-_POOL_MAX = 64
 
 
 class RouterLink(asyncio.Protocol):
@@ -36,7 +35,6 @@ class RouterLink(asyncio.Protocol):
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
         self.streams: dict[int, HttpStream] = {}
-        self._pool: list[HttpStream] = []
         self.closed = self._loop.create_future()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -88,7 +86,9 @@ class RouterLink(asyncio.Protocol):
         fields, body = proto.decode_request(payload)
         worker = self._worker
         scope = build_http_scope(fields, worker.root_path, worker.lifespan_state)
-        stream = self._pool.pop() if self._pool else HttpStream()
+        # A new stream per request, never a pooled one: an app may keep receive/send past its
+        # return (a task it spawned), and a reused object would hand it another request.
+        stream = HttpStream()
         stream.reset(self, stream_id, body, bool(flags & proto.FLAG_END))
         self.streams[stream_id] = stream
         task = self._loop.create_task(self._run_app(stream, scope))
@@ -107,8 +107,6 @@ class RouterLink(asyncio.Protocol):
         finally:
             stream.finish(error)
             del self.streams[stream.id]
-            if len(self._pool) < _POOL_MAX:
-                self._pool.append(stream)
 
     # -- output -----------------------------------------------------------------------------
 

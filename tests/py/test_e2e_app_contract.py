@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import httpx
 from conftest import APPS
@@ -73,3 +74,18 @@ def test_a_python_option_that_is_not_an_interpreter_is_refused() -> None:
     assert result.returncode == 2
     assert f"--python {missing}" in result.stderr
     assert shutil.which(missing) is None
+
+
+def test_a_receive_kept_past_the_app_call_never_sees_another_request(serve) -> None:
+    server = serve("contract_app:app")
+    with httpx.Client(base_url=server.url) as client:
+        assert client.get("/keep-receive").text == "kept"
+        # A request whose body is unread while the leftover task calls receive().
+        assert client.post("/slow-echo", content=b"secret").content == b"secret"
+        leaked: list[str] = []
+        for _ in range(50):
+            leaked = json.loads(client.get("/leaked").content)
+            if leaked:
+                break
+            time.sleep(0.05)
+    assert leaked == ["http.disconnect:b''"]
