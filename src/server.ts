@@ -192,9 +192,7 @@ export class Http1Connection implements StreamHandler {
       if (ex === null) {
         const ev = parser.next();
         if (ev === null) {
-          if (this.#deadline !== 0 && performance.now() >= this.#deadline) {
-            this.checkDeadline(performance.now());
-          }
+          if (this.#deadline !== 0) this.checkDeadline(performance.now());
           return;
         }
         if (ev.type === "head") {

@@ -51,11 +51,13 @@ class HttpStream:
         "started",
     )
 
-    def __init__(self) -> None:
-        self._link: RouterLink | None = None
-        self.id = 0
+    def __init__(self, link: RouterLink, stream_id: int, body: bytes, body_done: bool) -> None:
+        self._link: RouterLink | None = link
+        self.id = stream_id
         self._body: deque[bytes] = deque()
-        self._body_done = False
+        if body or body_done:
+            self._body.append(body)
+        self._body_done = body_done
         self._head_sent = False
         self._headers: list[Any] = []
         self._status = 0
@@ -68,23 +70,6 @@ class HttpStream:
         # Bound once here so the scope's consumers get the same callables every time.
         self.receive: Callable[[], Any] = self._receive
         self.send: Callable[[Any], Any] = self._send
-
-    def reset(self, link: RouterLink, stream_id: int, body: bytes, body_done: bool) -> None:
-        self._link = link
-        self.id = stream_id
-        self._body.clear()
-        if body or body_done:
-            self._body.append(body)
-        self._body_done = body_done
-        self._head_sent = False
-        self._headers = []
-        self._status = 0
-        self._window = proto.INITIAL_WINDOW
-        self._receive_waiter = None
-        self._send_waiter = None
-        self.started = False
-        self.complete = False
-        self.disconnected = False
 
     # -- events from the router ---------------------------------------------------------
 

@@ -29,7 +29,6 @@ class Lifespan:
         self._startup_done = asyncio.Event()
         self._shutdown_done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._should_exit_msg: str | None = None
 
     async def startup(self) -> bool:
         """Run startup; return False if the app reported (or caused) a startup failure."""

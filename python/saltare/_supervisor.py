@@ -142,6 +142,8 @@ class Supervisor:
         self._stop_requested = False
         self._workdir = ""
         self._exit_code = 0
+        self._router_buffer = b""  # partial line of the router's JSON events
+        self._listening = False
 
     # -- public -----------------------------------------------------------------------------
 
@@ -254,8 +256,6 @@ class Supervisor:
 
     def _wait_listening(self) -> bool:
         """Wait for the router's "listening" event (or its exit, e.g. address in use)."""
-        self._router_buffer = b""
-        self._listening = False
         while not self._listening:
             if self._stop_requested:
                 self._kill_all()
