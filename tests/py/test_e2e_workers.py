@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 from conftest import APPS
@@ -92,3 +93,22 @@ def test_requests_sent_while_the_worker_is_blocked_wait_and_then_all_complete(se
     server = serve("fastapi_app:app")
     sizes = asyncio.run(_upload_while_blocked(server.url, 40, 100 * 1024))
     assert sizes == [100 * 1024] * 40
+
+
+def _router_environ(server) -> dict[str, str]:
+    raw = Path(f"/proc/{server.proc.pid}/environ").read_bytes()
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(): v.decode() for k, v in pairs}
+
+
+def test_router_jit_baseline_is_the_default_and_full_keeps_every_tier(serve) -> None:
+    default = serve("fastapi_app:app")
+    assert _router_environ(default).get("BUN_JSC_useDFGJIT") == "0"
+    assert httpx.get(default.url + "/pid").status_code == 200
+    full = serve("fastapi_app:app", "--router-jit", "full")
+    env = _router_environ(full)
+    assert "BUN_JSC_useDFGJIT" not in env and "BUN_JSC_useJIT" not in env
+    assert httpx.get(full.url + "/pid").status_code == 200
+    off = serve("fastapi_app:app", "--router-jit", "off")
+    assert _router_environ(off).get("BUN_JSC_useJIT") == "0"
+    assert httpx.get(off.url + "/pid").status_code == 200
