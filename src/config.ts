@@ -13,9 +13,14 @@ export interface RouterConfig {
   log_level: "critical" | "error" | "warning" | "info" | "debug" | "trace";
   keep_alive_timeout: number;
   header_timeout: number;
+  body_timeout: number;
+  write_timeout: number;
   max_request_body: number;
   max_concurrent_connections: number;
   max_keepalive_requests: number;
+  ws_max_size: number;
+  ws_keepalive_timeout: number;
+  ws_per_message_deflate: boolean;
   shutdown_timeout: number;
   /**
    * "spawn": the router is the top process and starts the Python side itself (command line);
@@ -27,7 +32,7 @@ export interface RouterConfig {
   python_path: string | null;
 }
 
-const FIELDS: Record<keyof RouterConfig, "string" | "number" | "string?"> = {
+const FIELDS: Record<keyof RouterConfig, "string" | "number" | "boolean" | "string?"> = {
   host: "string",
   port: "number",
   uds: "string?",
@@ -36,9 +41,14 @@ const FIELDS: Record<keyof RouterConfig, "string" | "number" | "string?"> = {
   log_level: "string",
   keep_alive_timeout: "number",
   header_timeout: "number",
+  body_timeout: "number",
+  write_timeout: "number",
   max_request_body: "number",
   max_concurrent_connections: "number",
   max_keepalive_requests: "number",
+  ws_max_size: "number",
+  ws_keepalive_timeout: "number",
+  ws_per_message_deflate: "boolean",
   shutdown_timeout: "number",
   mode: "string",
   python: "string?",

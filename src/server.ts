@@ -78,6 +78,8 @@ class Exchange {
   respRemaining = 0;
   /** Response credit to give back once queued bytes have been written. */
   owedCredit = 0;
+  /** Expect: 100-continue that is still unanswered (docs/protocol.md, CONTINUE). */
+  awaitingContinue = false;
   readonly head: RequestHead;
 
   constructor(head: RequestHead) {
@@ -101,10 +103,17 @@ export class Http1Connection implements StreamHandler {
    * When this connection must have made progress (ms, performance.now() clock; 0 = none):
    * the whole head within header_timeout of its first byte (an absolute deadline, so a client
    * dribbling a byte at a time is still cut off), or the next request within
-   * keep_alive_timeout of the previous response. Checked by {@link sweepDeadlines}, one
+   * keep_alive_timeout of the previous response, or the request body within body_timeout
+   * of the moment the server was ready to read it. Checked by {@link sweepDeadlines}, one
    * timer for all connections instead of one per connection.
    */
   #deadline = 0;
+  /**
+   * When queued response bytes must have moved (0 = nothing queued): write_timeout after the
+   * last write that made progress, like nginx's send_timeout, so a client that reads slowly
+   * but steadily is served and one that stopped reading is cut off.
+   */
+  #writeDeadline = 0;
 
   constructor(socket: Socket<Http1Connection>, ctx: ServerContext) {
     this.#socket = socket;
@@ -140,11 +149,14 @@ export class Http1Connection implements StreamHandler {
       const written = this.#socket.write(chunk);
       if (written < chunk.byteLength) {
         out[0] = chunk.subarray(Math.max(written, 0));
+        if (written > 0)
+          this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
         return;
       }
       out.shift();
     }
     this.#out = null;
+    this.#writeDeadline = 0;
     const ex = this.#ex;
     if (ex !== null && ex.owedCredit > 0) {
       if (ex.link !== null && !ex.respDone) ex.link.grant(ex.stream, ex.owedCredit);
@@ -155,9 +167,37 @@ export class Http1Connection implements StreamHandler {
 
   /** Called by the sweep with the current time; closes the connection if it is overdue. */
   checkDeadline(now: number): void {
+    if (this.#writeDeadline !== 0 && now >= this.#writeDeadline) {
+      // The client stopped reading its response: nothing more can be said to it.
+      log.debug("Write timeout: the client did not read its response; closing");
+      this.#writeDeadline = 0;
+      const ex = this.#ex;
+      if (ex !== null && ex.link !== null && !ex.respDone) ex.link.cancel(ex.stream);
+      this.#closing = true;
+      this.#socket.terminate();
+      return;
+    }
     if (this.#deadline === 0 || now < this.#deadline || this.#closing) return;
+    const ex = this.#ex;
+    if (ex !== null) {
+      if (ex.reqDone) {
+        this.#deadline = 0;
+        return;
+      }
+      if (this.#paused) {
+        // Reading is paused because the app or its worker is not taking the body: the wait is
+        // the server's, not the client's, so the client's time does not run meanwhile.
+        this.#deadline = now + this.#ctx.config.body_timeout * 1000;
+        return;
+      }
+      this.#deadline = 0;
+      log.debug("Body timeout: the request body did not arrive in time");
+      if (ex.link !== null && !ex.respDone) ex.link.cancel(ex.stream);
+      if (!ex.respStarted) this.#fail(408, "Request Timeout");
+      else this.#abort();
+      return;
+    }
     this.#deadline = 0;
-    if (this.#ex !== null) return;
     // An idle keep-alive connection closes quietly (RFC 9112 §9.6); a client that started a
     // request but did not finish its head within the timeout gets 408 first.
     if (this.#parser !== null && !this.#parser.idle) this.#fail(408, "Request Timeout");
@@ -230,6 +270,11 @@ export class Http1Connection implements StreamHandler {
         return;
       }
       if (ev.type === "body") {
+        if (ex.awaitingContinue) {
+          // The client sent the body without waiting for 100 (RFC 9110 §10.1.1 allows it).
+          ex.awaitingContinue = false;
+          this.#deadline = performance.now() + this.#ctx.config.body_timeout * 1000;
+        }
         ex.reqBytes += ev.data.byteLength;
         if (ex.reqBytes > this.#ctx.config.max_request_body) {
           this.#bodyTooLarge(ex);
@@ -248,6 +293,7 @@ export class Http1Connection implements StreamHandler {
       }
       if (ev.type === "end") {
         ex.reqDone = true;
+        this.#deadline = 0;
         if (!ex.dispatched) this.#dispatch(ex);
         else if (ex.link !== null) ex.link.sendBody(ex.stream, EMPTY, true);
         continue;
@@ -263,21 +309,35 @@ export class Http1Connection implements StreamHandler {
     const config = this.#ctx.config;
     const ex = new Exchange(head);
     this.#ex = ex;
-    // With a request in flight the app sets the pace (body and write timeouts are separate).
-    this.#deadline = 0;
+    // Once the head is in, the client owes the body (if any); the response is the app's pace.
+    this.#deadline = head.bodyKind === "none" ? 0 : performance.now() + config.body_timeout * 1000;
     if (head.bodyKind === "length" && head.contentLength > config.max_request_body) {
       // Declared too large: answer before reading any of it (the connection closes).
       this.#fail(413, "Request Entity Too Large");
       return;
     }
-    if (head.expectContinue && head.bodyKind !== "none") {
-      // RFC 9110 §10.1.1: tell the client to send the body it announced.
-      this.#write(CONTINUE);
+    if (head.expectContinue && head.bodyKind !== "none" && head.httpVersion === "1.1") {
+      // RFC 9110 §10.1.1: the client waits for "100 Continue" before sending the body. It is
+      // sent only when the app asks for the body (the worker's CONTINUE frame), so a request
+      // the app answers without reading (401, 413...) never makes the client upload it. The
+      // body clock starts then, not now. (An HTTP/1.0 expectation is ignored, as §10.1.1 says.)
+      ex.awaitingContinue = true;
+      this.#deadline = 0;
+      this.#dispatch(ex);
+      return;
     }
     if (head.bodyKind === "length" && head.contentLength > PREDISPATCH_BODY) {
       // Too big to collect first: stream it to the worker as it arrives.
       this.#dispatch(ex);
     }
+  }
+
+  onContinue(): void {
+    const ex = this.#ex;
+    if (ex === null || !ex.awaitingContinue || ex.respStarted || this.#closing) return;
+    ex.awaitingContinue = false;
+    this.#write(CONTINUE);
+    if (!ex.reqDone) this.#deadline = performance.now() + this.#ctx.config.body_timeout * 1000;
   }
 
   #dispatch(ex: Exchange): void {
@@ -328,7 +388,7 @@ export class Http1Connection implements StreamHandler {
     ex.link = link;
     ex.dispatched = true;
     ex.reqCredit -= sent;
-    ex.stream = link.openStream(fields, body, ex.reqDone, this);
+    ex.stream = link.openStream(fields, body, ex.reqDone, this, ex.awaitingContinue);
   }
 
   #bodyTooLarge(ex: Exchange): void {
@@ -406,6 +466,9 @@ export class Http1Connection implements StreamHandler {
     }
     ex.framing = framing;
     ex.respStarted = true;
+    // An answer without reading the body: no 100 any more (RFC 9110 §10.1.1), and the unread
+    // body means the connection closes after this response (keepAlive needs reqDone).
+    ex.awaitingContinue = false;
     ex.respRemaining = framing.contentLength;
     this.#sendBody(ex, framing.head, body, end);
   }
@@ -547,6 +610,7 @@ export class Http1Connection implements StreamHandler {
     const written = this.#socket.write(data);
     if (written < data.byteLength) {
       this.#out = [data.slice(Math.max(written, 0))];
+      this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
       return true;
     }
     return false;

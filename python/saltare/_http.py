@@ -36,6 +36,7 @@ class HttpStream:
     __slots__ = (
         "_body",
         "_body_done",
+        "_continue",
         "_head_sent",
         "_headers",
         "_link",
@@ -51,13 +52,22 @@ class HttpStream:
         "started",
     )
 
-    def __init__(self, link: RouterLink, stream_id: int, body: bytes, body_done: bool) -> None:
+    def __init__(
+        self,
+        link: RouterLink,
+        stream_id: int,
+        body: bytes,
+        body_done: bool,
+        expect_continue: bool = False,
+    ) -> None:
         self._link: RouterLink | None = link
         self.id = stream_id
         self._body: deque[bytes] = deque()
         if body or body_done:
             self._body.append(body)
         self._body_done = body_done
+        # The client waits for "100 Continue" until the app asks for the body (protocol.md).
+        self._continue = expect_continue
         self._head_sent = False
         self._headers: list[Any] = []
         self._status = 0
@@ -74,6 +84,7 @@ class HttpStream:
     # -- events from the router ---------------------------------------------------------
 
     def on_body(self, data: bytes, end: bool) -> None:
+        self._continue = False
         if self._body_done:
             return
         if data or end:
@@ -113,6 +124,10 @@ class HttpStream:
                 if not chunk and not more:
                     return _EMPTY_BODY_END.copy()
                 return {"type": "http.request", "body": chunk, "more_body": more}
+            if self._continue:
+                self._continue = False
+                if self._link is not None and not self.disconnected and not self.started:
+                    self._link.write(proto.encode_continue(self.id))
             if self.disconnected or self.complete:
                 # ASGI: after the body, receive() blocks until the client goes away or the
                 # response is done (uvicorn does the same), then reports the disconnect.

@@ -156,6 +156,23 @@ OPTIONS: tuple[Option, ...] = (
         3600,
     ),
     Option(
+        "body_timeout",
+        "float",
+        30.0,
+        "Seconds a client gets to send a request body once the server is ready to read it.",
+        0.1,
+        3600,
+    ),
+    Option(
+        "write_timeout",
+        "float",
+        30.0,
+        "Seconds a response may wait on a client that does not read before the connection "
+        "is closed (reset by every bit of progress).",
+        0.1,
+        3600,
+    ),
+    Option(
         "max_request_body",
         "size",
         1024 * 1024,
@@ -178,6 +195,28 @@ OPTIONS: tuple[Option, ...] = (
         "Requests served on one connection before it is closed (0 = unlimited).",
         0,
         2**31,
+    ),
+    Option(
+        "ws_max_size",
+        "size",
+        16 * 1024 * 1024,
+        "Largest WebSocket message in bytes (after decompression); larger closes with 1009.",
+        1,
+        2**31 - 1,
+    ),
+    Option(
+        "ws_keepalive_timeout",
+        "float",
+        20.0,
+        "Seconds between WebSocket pings; a peer silent for twice as long is closed (0 = off).",
+        0,
+        3600,
+    ),
+    Option(
+        "ws_per_message_deflate",
+        "bool",
+        True,
+        "Offer permessage-deflate compression (RFC 7692) to WebSocket clients.",
     ),
     Option(
         "shutdown_timeout",

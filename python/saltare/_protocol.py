@@ -1,4 +1,4 @@
-"""Worker side of the router-worker wire protocol, version 1 (docs/protocol.md).
+"""Worker side of the router-worker wire protocol, version 2 (docs/protocol.md).
 
 Sans-I/O: ``Decoder.feed`` takes bytes and returns frames, the ``encode_*`` functions return
 bytes. Everything here is on the per-request hot path, so each frame header costs one
@@ -13,12 +13,18 @@ from typing import Final, NoReturn
 
 __all__ = [
     "BODY",
+    "CLOSE",
+    "CONTINUE",
+    "FLAG_CONTINUE",
     "FLAG_END",
     "HEADER_SIZE",
     "HELLO",
     "INITIAL_WINDOW",
     "MAX_PAYLOAD",
     "MAX_WINDOW",
+    "MESSAGE",
+    "MESSAGE_BINARY",
+    "MESSAGE_TEXT",
     "PING",
     "PONG",
     "READY",
@@ -34,22 +40,27 @@ __all__ = [
     "Decoder",
     "Frame",
     "ProtocolError",
+    "decode_close",
     "decode_hello",
+    "decode_message",
     "decode_request",
     "decode_reset",
     "decode_response",
     "decode_window",
     "encode_body",
+    "encode_close",
+    "encode_continue",
     "encode_control",
     "encode_frame",
     "encode_hello",
+    "encode_message",
     "encode_request",
     "encode_reset",
     "encode_response",
     "encode_window",
 ]
 
-VERSION: Final = 1
+VERSION: Final = 2
 HEADER_SIZE: Final = 10
 MAX_PAYLOAD: Final = 16 * 1024 * 1024
 INITIAL_WINDOW: Final = 262144
@@ -60,6 +71,9 @@ BODY: Final = 0x02
 RESPONSE: Final = 0x03
 WINDOW: Final = 0x04
 RESET: Final = 0x05
+CONTINUE: Final = 0x06
+MESSAGE: Final = 0x07
+CLOSE: Final = 0x08
 HELLO: Final = 0x10
 READY: Final = 0x11
 SHUTDOWN: Final = 0x12
@@ -67,6 +81,11 @@ PING: Final = 0x13
 PONG: Final = 0x14
 
 FLAG_END: Final = 0x01
+#: On REQUEST only: the request expects 100-continue (docs/protocol.md).
+FLAG_CONTINUE: Final = 0x02
+
+MESSAGE_TEXT: Final = 1
+MESSAGE_BINARY: Final = 2
 
 RESET_CLIENT_GONE: Final = 0
 RESET_APP_ERROR: Final = 1
@@ -76,7 +95,21 @@ RESET_PROTOCOL: Final = 2
 Frame = tuple[int, int, int, bytes]
 
 _KNOWN_TYPES: Final = frozenset(
-    (REQUEST, BODY, RESPONSE, WINDOW, RESET, HELLO, READY, SHUTDOWN, PING, PONG)
+    (
+        REQUEST,
+        BODY,
+        RESPONSE,
+        WINDOW,
+        RESET,
+        CONTINUE,
+        MESSAGE,
+        CLOSE,
+        HELLO,
+        READY,
+        SHUTDOWN,
+        PING,
+        PONG,
+    )
 )
 _CONTROL_TYPES: Final = frozenset((HELLO, READY, SHUTDOWN, PING, PONG))
 
@@ -86,7 +119,9 @@ _HEADER: Final = struct.Struct(">IBBI")
 _HEADER_U32: Final = struct.Struct(">IBBII")
 # frame header + RESPONSE's status and head_length
 _HEADER_RESPONSE: Final = struct.Struct(">IBBIHI")
-# frame header + RESET's code
+# frame header + MESSAGE's kind
+_HEADER_U8: Final = struct.Struct(">IBBIB")
+# frame header + RESET's or CLOSE's code
 _HEADER_U16: Final = struct.Struct(">IBBIH")
 # frame header + HELLO's version, pid, slot
 _HEADER_HELLO: Final = struct.Struct(">IBBIHIH")
@@ -251,6 +286,22 @@ def encode_reset(stream: int, code: int, reason: str = "") -> bytes:
     return _HEADER_U16.pack(2 + len(data), RESET, 0, stream, code) + data
 
 
+def encode_close(stream: int, code: int, reason: str = "") -> bytes:
+    """A CLOSE frame on a WebSocket stream; ``reason`` is sent as UTF-8."""
+    data = reason.encode()
+    return _HEADER_U16.pack(2 + len(data), CLOSE, 0, stream, code) + data
+
+
+def encode_message(stream: int, kind: int, data: bytes, end: bool) -> bytes:
+    """A MESSAGE frame: one part of a WebSocket message (END on its last part)."""
+    return _HEADER_U8.pack(1 + len(data), MESSAGE, FLAG_END if end else 0, stream, kind) + data
+
+
+def encode_continue(stream: int) -> bytes:
+    """A CONTINUE frame: the app started reading a body sent with the CONTINUE flag."""
+    return _HEADER.pack(0, CONTINUE, 0, stream)
+
+
 def encode_hello(pid: int, slot: int) -> bytes:
     """The HELLO frame a worker sends first, carrying this module's VERSION."""
     return _HEADER_HELLO.pack(8, HELLO, 0, 0, VERSION, pid, slot)
@@ -320,6 +371,24 @@ def decode_reset(payload: bytes) -> tuple[int, str]:
         raise ProtocolError(f"peer sent a RESET payload too short for code ({len(payload)} bytes)")
     (code,) = _U16.unpack_from(payload)
     return int(code), payload[2:].decode("utf-8", "replace")
+
+
+def decode_close(payload: bytes) -> tuple[int, str]:
+    """A CLOSE payload as (code, reason); a malformed UTF-8 reason is decoded with U+FFFD."""
+    if len(payload) < 2:
+        raise ProtocolError(f"peer sent a CLOSE payload too short for code ({len(payload)} bytes)")
+    (code,) = _U16.unpack_from(payload)
+    return int(code), payload[2:].decode("utf-8", "replace")
+
+
+def decode_message(payload: bytes) -> tuple[int, bytes]:
+    """A MESSAGE payload as (kind, data)."""
+    if not payload:
+        raise ProtocolError("peer sent an empty MESSAGE payload (no kind byte)")
+    kind = payload[0]
+    if kind not in (MESSAGE_TEXT, MESSAGE_BINARY):
+        raise ProtocolError(f"peer sent MESSAGE kind {kind}, not 1 (text) or 2 (binary)")
+    return kind, payload[1:]
 
 
 def decode_hello(payload: bytes) -> tuple[int, int, int]:

@@ -88,7 +88,9 @@ class RouterLink(asyncio.Protocol):
         scope = build_http_scope(fields, worker.root_path, worker.lifespan_state)
         # A new stream per request, never a pooled one: an app may keep receive/send past its
         # return (a task it spawned), and a reused object would hand it another request.
-        stream = HttpStream(self, stream_id, body, bool(flags & proto.FLAG_END))
+        stream = HttpStream(
+            self, stream_id, body, bool(flags & proto.FLAG_END), bool(flags & proto.FLAG_CONTINUE)
+        )
         self.streams[stream_id] = stream
         task = self._loop.create_task(self._run_app(stream, scope))
         self.tasks.add(task)

@@ -2,18 +2,24 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  decodeClose,
   decodeHello,
+  decodeMessage,
   decodeRequest,
   decodeReset,
   decodeResponse,
   decodeWindow,
   encodeBody,
+  encodeClose,
+  encodeContinue,
   encodeControl,
   encodeHello,
+  encodeMessage,
   encodeRequest,
   encodeReset,
   encodeResponse,
   encodeWindow,
+  FLAG_CONTINUE,
   FLAG_END,
   FrameDecoder,
   FrameType,
@@ -21,6 +27,7 @@ import {
   INITIAL_WINDOW,
   MAX_PAYLOAD,
   MAX_WINDOW,
+  MessageKind,
   ProtocolError,
   ResetCode,
   VERSION,
@@ -37,6 +44,8 @@ interface FrameSpec {
   response?: { status: number; headers: ByteSpec[]; body: ByteSpec };
   window?: { increment: number };
   reset?: { code: number; reason: string };
+  close?: { code: number; reason: string };
+  message?: { kind: number; data: ByteSpec };
   hello?: { version: number; pid: number; slot: number };
 }
 interface Vector {
@@ -146,6 +155,8 @@ function describeFrame([type, flags, stream, payload]: Frame): Record<string, un
   else if (type === FrameType.RESPONSE) out.response = decodeResponse(payload);
   else if (type === FrameType.WINDOW) out.window = { increment: decodeWindow(payload) };
   else if (type === FrameType.RESET) out.reset = decodeReset(payload);
+  else if (type === FrameType.CLOSE) out.close = decodeClose(payload);
+  else if (type === FrameType.MESSAGE) out.message = decodeMessage(payload);
   else if (type === FrameType.HELLO) out.hello = decodeHello(payload);
   else out.payload = payload;
   return out;
@@ -163,7 +174,10 @@ function expectedFrame(spec: FrameSpec): Record<string, unknown> {
     };
   } else if (spec.window) out.window = spec.window;
   else if (spec.reset) out.reset = spec.reset;
-  else if (spec.hello) out.hello = spec.hello;
+  else if (spec.close) out.close = spec.close;
+  else if (spec.message) {
+    out.message = { kind: spec.message.kind, data: toBytes(spec.message.data) };
+  } else if (spec.hello) out.hello = spec.hello;
   else if (spec.payload !== undefined) out.payload = toBytes(spec.payload);
   return out;
 }
@@ -190,7 +204,7 @@ function reencode([type, flags, stream, payload]: Frame): Uint8Array {
         serverPort: f[8] ?? "",
         headers: f.slice(9),
       };
-      return encodeRequest(stream, head, body, end);
+      return encodeRequest(stream, head, body, end, (flags & FLAG_CONTINUE) !== 0);
     }
     case FrameType.RESPONSE: {
       const { status, headers, body } = decodeResponse(payload);
@@ -204,6 +218,16 @@ function reencode([type, flags, stream, payload]: Frame): Uint8Array {
       const { code, reason } = decodeReset(payload);
       return encodeReset(stream, code, reason);
     }
+    case FrameType.CLOSE: {
+      const { code, reason } = decodeClose(payload);
+      return encodeClose(stream, code, reason);
+    }
+    case FrameType.MESSAGE: {
+      const { kind, data } = decodeMessage(payload);
+      return encodeMessage(stream, kind, data, end);
+    }
+    case FrameType.CONTINUE:
+      return encodeContinue(stream);
     case FrameType.HELLO: {
       const { version, pid, slot } = decodeHello(payload);
       expect(version).toBe(VERSION);
@@ -415,6 +439,9 @@ describe("the spec and the code agree", () => {
     expect(Number(find(/`INITIAL_WINDOW` = (\d+) bytes/))).toBe(INITIAL_WINDOW);
     expect(2 ** superscript(find(/window above 2([⁰¹²³⁴⁵⁶⁷⁸⁹]+)\u22121/)) - 1).toBe(MAX_WINDOW);
     expect(Number.parseInt(find(/bit 0 \((0x[0-9a-f]+)\) = END/), 16)).toBe(FLAG_END);
+    expect(Number.parseInt(find(/bit 1 \((0x[0-9a-f]+)\) = CONTINUE/), 16)).toBe(FLAG_CONTINUE);
+    expect(Number(find(/`u8 kind` \((\d) = text/))).toBe(MessageKind.TEXT);
+    expect(Number(find(/`u8 kind` \(\d = text, (\d) = binary/))).toBe(MessageKind.BINARY);
   });
 
   test("the frame header layout matches the spec", () => {
@@ -464,6 +491,11 @@ describe("the spec and the code agree", () => {
     );
     expect(encodeWindow(1, 1).length - HEADER_SIZE).toBe(fixedBytes("WINDOW"));
     expect(encodeReset(1, 0).length - HEADER_SIZE).toBe(fixedBytes("RESET"));
+    expect(encodeClose(1, 1000).length - HEADER_SIZE).toBe(fixedBytes("CLOSE"));
+    expect(encodeMessage(1, 1, new Uint8Array(0), true).length - HEADER_SIZE).toBe(
+      fixedBytes("MESSAGE"),
+    );
+    expect(encodeContinue(1).length - HEADER_SIZE).toBe(fixedBytes("CONTINUE"));
     expect(encodeHello(1, 2).length - HEADER_SIZE).toBe(fixedBytes("HELLO"));
     // HELLO's fields in the spec's order: u16 version, u32 pid, u16 slot.
     expect(decodeHello(hexBytes("00010000abcd0007"))).toEqual({ version: 1, pid: 0xabcd, slot: 7 });

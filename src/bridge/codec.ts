@@ -1,12 +1,12 @@
 /**
- * Router side of the router–worker wire protocol, version 1 (docs/protocol.md).
+ * Router side of the router–worker wire protocol, version 2 (docs/protocol.md).
  *
  * Sans-I/O: FrameDecoder turns bytes into frames, the encode* functions turn frames into bytes.
  * Head strings are "binary" (latin1) strings, one char per byte, because HTTP field values may
  * carry obs-text bytes 0x80–0xFF (RFC 9110 §5.5) that are not UTF-8.
  */
 
-export const VERSION = 1;
+export const VERSION = 2;
 export const HEADER_SIZE = 10;
 export const MAX_PAYLOAD = 16 * 1024 * 1024;
 export const INITIAL_WINDOW = 262144;
@@ -18,6 +18,9 @@ export const FrameType = {
   RESPONSE: 0x03,
   WINDOW: 0x04,
   RESET: 0x05,
+  CONTINUE: 0x06,
+  MESSAGE: 0x07,
+  CLOSE: 0x08,
   HELLO: 0x10,
   READY: 0x11,
   SHUTDOWN: 0x12,
@@ -26,6 +29,11 @@ export const FrameType = {
 } as const;
 
 export const FLAG_END = 0x01;
+/** On REQUEST only: the request expects 100-continue (docs/protocol.md, "Expect: 100-continue"). */
+export const FLAG_CONTINUE = 0x02;
+
+/** MESSAGE kinds (docs/protocol.md, "WebSocket streams"). */
+export const MessageKind = { TEXT: 1, BINARY: 2 } as const;
 
 export const ResetCode = { CLIENT_GONE: 0, APP_ERROR: 1, PROTOCOL: 2 } as const;
 
@@ -232,6 +240,7 @@ export function encodeRequest(
   head: RequestHeadFields,
   body: Uint8Array | null,
   end: boolean,
+  expectContinue = false,
 ): Uint8Array {
   const headers = head.headers;
   const count = headers.length;
@@ -252,7 +261,8 @@ export function encodeRequest(
   const bodyLength = body === null ? 0 : body.length;
   const payloadLength = 4 + headLength + bodyLength;
   const b = allocFrame(HEADER_SIZE + payloadLength);
-  putHeader(b, payloadLength, FrameType.REQUEST, end ? FLAG_END : 0, stream);
+  const flags = (end ? FLAG_END : 0) | (expectContinue ? FLAG_CONTINUE : 0);
+  putHeader(b, payloadLength, FrameType.REQUEST, flags, stream);
   putU32(b, 10, headLength);
   let o = putString(b, 14, head.method);
   b[o++] = 0;
@@ -324,12 +334,42 @@ export function encodeWindow(stream: number, increment: number): Uint8Array {
 
 /** A RESET frame; reason is sent as UTF-8. */
 export function encodeReset(stream: number, code: number, reason = ""): Uint8Array {
+  return encodeCodeReason(FrameType.RESET, stream, code, reason);
+}
+
+/** A CLOSE frame on a WebSocket stream; reason is sent as UTF-8. */
+export function encodeClose(stream: number, code: number, reason = ""): Uint8Array {
+  return encodeCodeReason(FrameType.CLOSE, stream, code, reason);
+}
+
+function encodeCodeReason(type: number, stream: number, code: number, reason: string) {
   const text = reason === "" ? EMPTY : utf8Encoder.encode(reason);
   const b = new Uint8Array(HEADER_SIZE + 2 + text.length);
-  putHeader(b, 2 + text.length, FrameType.RESET, 0, stream);
+  putHeader(b, 2 + text.length, type, 0, stream);
   b[10] = code >>> 8;
   b[11] = code;
   b.set(text, 12);
+  return b;
+}
+
+/** A MESSAGE frame: one part of a WebSocket message (END on its last part). */
+export function encodeMessage(
+  stream: number,
+  kind: number,
+  data: Uint8Array,
+  end: boolean,
+): Uint8Array {
+  const b = allocFrame(HEADER_SIZE + 1 + data.length);
+  putHeader(b, 1 + data.length, FrameType.MESSAGE, end ? FLAG_END : 0, stream);
+  b[HEADER_SIZE] = kind;
+  b.set(data, HEADER_SIZE + 1);
+  return b;
+}
+
+/** A CONTINUE frame (worker to router). For tests. */
+export function encodeContinue(stream: number): Uint8Array {
+  const b = new Uint8Array(HEADER_SIZE);
+  putHeader(b, 0, FrameType.CONTINUE, 0, stream);
   return b;
 }
 
@@ -437,6 +477,30 @@ export function decodeReset(payload: Uint8Array): { code: number; reason: string
   }
   const reason = payload.length === 2 ? "" : utf8Decoder.decode(payload.subarray(2));
   return { code: u16(payload, 0), reason };
+}
+
+/** A CLOSE payload; a malformed UTF-8 reason is decoded with U+FFFD. */
+export function decodeClose(payload: Uint8Array): { code: number; reason: string } {
+  if (payload.length < 2) {
+    throw new ProtocolError(
+      `peer sent a CLOSE payload too short for code (${payload.length} bytes)`,
+    );
+  }
+  const reason = payload.length === 2 ? "" : utf8Decoder.decode(payload.subarray(2));
+  return { code: u16(payload, 0), reason };
+}
+
+/** A MESSAGE payload: its kind and a view of its data. Throws ProtocolError when malformed. */
+export function decodeMessage(payload: Uint8Array): { kind: number; data: Uint8Array } {
+  const kind = payload.length > 0 ? (payload[0] as number) : 0;
+  if (kind !== MessageKind.TEXT && kind !== MessageKind.BINARY) {
+    throw new ProtocolError(
+      payload.length === 0
+        ? "peer sent an empty MESSAGE payload (no kind byte)"
+        : `peer sent MESSAGE kind ${kind}, not 1 (text) or 2 (binary)`,
+    );
+  }
+  return { kind, data: payload.subarray(1) };
 }
 
 /** A HELLO payload. Throws ProtocolError when it is not 8 bytes. */

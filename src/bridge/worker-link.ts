@@ -37,6 +37,8 @@ export interface StreamHandler {
   onWorkerLost(): void;
   /** The link is no longer congested (after {@link WorkerLink.waitWritable}). */
   onWritable(): void;
+  /** The app started reading a body sent with the CONTINUE flag. */
+  onContinue(): void;
 }
 
 /** Request-body chunks at least this large are sent to the worker without being copied. */
@@ -106,13 +108,14 @@ export class WorkerLink {
     body: Uint8Array | null,
     end: boolean,
     handler: StreamHandler,
+    expectContinue = false,
   ): number {
     let id = this.#nextId;
     while (this.#streams.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
     this.#nextId = id >= 0xffffffff ? 1 : id + 1;
     this.#streams.set(id, handler);
     this.inFlight++;
-    this.#write(encodeRequest(id, head, body, end));
+    this.#write(encodeRequest(id, head, body, end, expectContinue));
     return id;
   }
 
@@ -258,6 +261,10 @@ export class WorkerLink {
       }
       case FrameType.WINDOW: {
         this.#streams.get(stream)?.onWindow(decodeWindow(payload));
+        return;
+      }
+      case FrameType.CONTINUE: {
+        this.#streams.get(stream)?.onContinue();
         return;
       }
       case FrameType.RESET: {

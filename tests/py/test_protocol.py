@@ -60,6 +60,12 @@ def decoded(frame: p.Frame) -> dict[str, Any]:
     elif ftype == p.RESET:
         code, reason = p.decode_reset(payload)
         out["reset"] = {"code": code, "reason": reason}
+    elif ftype == p.CLOSE:
+        code, reason = p.decode_close(payload)
+        out["close"] = {"code": code, "reason": reason}
+    elif ftype == p.MESSAGE:
+        kind, data = p.decode_message(payload)
+        out["message"] = {"kind": kind, "data": data}
     elif ftype == p.HELLO:
         version, pid, slot = p.decode_hello(payload)
         out["hello"] = {"version": version, "pid": pid, "slot": slot}
@@ -78,6 +84,11 @@ def expected(frame: dict[str, Any]) -> dict[str, Any]:
             "fields": [to_bytes(f) for f in req["fields"]],
             "body": to_bytes(req["body"]),
         }
+    if "message" in out:
+        out["message"] = {
+            "kind": out["message"]["kind"],
+            "data": to_bytes(out["message"]["data"]),
+        }
     if "response" in out:
         res = out["response"]
         out["response"] = {
@@ -95,7 +106,10 @@ def reencode(frame: p.Frame) -> bytes:
     if ftype == p.REQUEST:
         fields, body = p.decode_request(payload)
         headers = list(zip(fields[9::2], fields[10::2], strict=True))
-        return p.encode_request(stream, fields[:9], headers, body, end)
+        encoded = p.encode_request(stream, fields[:9], headers, body, end)
+        if flags & p.FLAG_CONTINUE:
+            return encoded[:5] + bytes([encoded[5] | p.FLAG_CONTINUE]) + encoded[6:]
+        return encoded
     if ftype == p.RESPONSE:
         status, flat, body = p.decode_response(payload)
         return p.encode_response(
@@ -108,6 +122,14 @@ def reencode(frame: p.Frame) -> bytes:
     if ftype == p.RESET:
         code, reason = p.decode_reset(payload)
         return p.encode_reset(stream, code, reason)
+    if ftype == p.CLOSE:
+        code, reason = p.decode_close(payload)
+        return p.encode_close(stream, code, reason)
+    if ftype == p.MESSAGE:
+        kind, data = p.decode_message(payload)
+        return p.encode_message(stream, kind, data, end)
+    if ftype == p.CONTINUE:
+        return p.encode_continue(stream)
     if ftype == p.HELLO:
         version, pid, slot = p.decode_hello(payload)
         assert version == p.VERSION
@@ -304,7 +326,7 @@ def test_frame_type_constants_match_the_table_in_the_spec() -> None:
         name: int(code, 16)
         for code, name in re.findall(r"^\| (0x[0-9a-f]{2}) \| ([A-Z]+)\s*\|", SPEC, re.M)
     }
-    assert len(table) == 10
+    assert len(table) == 13
     assert table == {name: getattr(p, name) for name in table}
 
 
@@ -331,6 +353,9 @@ def test_numeric_constants_match_the_spec_text() -> None:
     assert int(find(r"`INITIAL_WINDOW` = (\d+) bytes")) == p.INITIAL_WINDOW
     assert 2 ** superscript_int(find(r"window above 2([⁰¹²³⁴⁵⁶⁷⁸⁹]+)\u22121")) - 1 == p.MAX_WINDOW
     assert int(find(r"bit 0 \((0x[0-9a-f]+)\) = END"), 16) == p.FLAG_END
+    assert int(find(r"bit 1 \((0x[0-9a-f]+)\) = CONTINUE"), 16) == p.FLAG_CONTINUE
+    assert int(find(r"`u8 kind` \((\d) = text")) == p.MESSAGE_TEXT
+    assert int(find(r"`u8 kind` \(\d = text, (\d) = binary")) == p.MESSAGE_BINARY
 
 
 def test_the_frame_header_layout_matches_the_spec() -> None:
@@ -355,6 +380,9 @@ def test_fixed_payload_fields_have_the_sizes_in_the_spec() -> None:
     assert len(p.encode_response(1, 200, [], b"", True)) - p.HEADER_SIZE == fixed_bytes("RESPONSE")
     assert len(p.encode_window(1, 1)) - p.HEADER_SIZE == fixed_bytes("WINDOW")
     assert len(p.encode_reset(1, 0)) - p.HEADER_SIZE == fixed_bytes("RESET")
+    assert len(p.encode_close(1, 1000)) - p.HEADER_SIZE == fixed_bytes("CLOSE")
+    assert len(p.encode_message(1, 1, b"", True)) - p.HEADER_SIZE == fixed_bytes("MESSAGE")
+    assert len(p.encode_continue(1)) - p.HEADER_SIZE == fixed_bytes("CONTINUE")
     assert len(p.encode_hello(1, 2)) - p.HEADER_SIZE == fixed_bytes("HELLO")
     # HELLO's fields in the spec's order: u16 version, u32 pid, u16 slot.
     assert p.decode_hello(bytes.fromhex("00010000abcd0007")) == (1, 0xABCD, 7)
@@ -371,5 +399,5 @@ def test_the_vector_file_is_what_the_generator_writes() -> None:
 def test_the_vectors_cover_every_frame_type() -> None:
     types = {f["type"] for v in VALID for f in v["frames"]}
     assert types == {p.REQUEST, p.BODY, p.RESPONSE, p.WINDOW, p.RESET}.union(
-        {p.HELLO, p.READY, p.SHUTDOWN, p.PING, p.PONG}
+        {p.CONTINUE, p.MESSAGE, p.CLOSE}, {p.HELLO, p.READY, p.SHUTDOWN, p.PING, p.PONG}
     )

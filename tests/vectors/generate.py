@@ -10,8 +10,8 @@ generator and a codec would need the same mistake made twice. Format of the file
 - "wire" is a list of byte strings, concatenated, that a decoder is fed.
 - "frames" are the frames that wire decodes to: type, flags, stream, and "payload" (a byte
   string) or the decoded payload: "request" {fields, body}, "response" {status, headers, body},
-  "window" {increment}, "reset" {code, reason (a Unicode string, UTF-8 on the wire)}, "hello"
-  {version, pid, slot}.
+  "window" {increment}, "reset" and "close" {code, reason (a Unicode string, UTF-8 on the
+  wire)}, "message" {kind, data (a byte string)}, "hello" {version, pid, slot}.
 - "reencoded" (optional) is what re-encoding the frames gives when it differs from the wire
   (reserved flag bits are ignored on receipt and sent as 0).
 - "error" {"stage", "contains"}: the wire is invalid. Stage "frame": the frame decoder raises
@@ -30,8 +30,10 @@ from typing import Any
 OUT = Path(__file__).with_name("frames.json")
 
 REQUEST, BODY, RESPONSE, WINDOW, RESET = 0x01, 0x02, 0x03, 0x04, 0x05
+CONTINUE, MESSAGE, CLOSE = 0x06, 0x07, 0x08
 HELLO, READY, SHUTDOWN, PING, PONG = 0x10, 0x11, 0x12, 0x13, 0x14
 END = 0x01
+CONTINUE_FLAG = 0x02
 MAX_PAYLOAD = 16 * 1024 * 1024
 
 
@@ -101,6 +103,24 @@ def reset(stream: int, code: int, reason: str) -> tuple[bytes, dict[str, Any]]:
         "flags": 0,
         "stream": stream,
         "reset": {"code": code, "reason": reason},
+    }
+
+
+def close(stream: int, code: int, reason: str) -> tuple[bytes, dict[str, Any]]:
+    return frame(CLOSE, 0, stream, struct.pack(">H", code) + reason.encode()), {
+        "type": CLOSE,
+        "flags": 0,
+        "stream": stream,
+        "close": {"code": code, "reason": reason},
+    }
+
+
+def message(stream: int, kind: int, data: bytes, flags: int) -> tuple[bytes, dict[str, Any]]:
+    return frame(MESSAGE, flags, stream, bytes([kind]) + data), {
+        "type": MESSAGE,
+        "flags": flags,
+        "stream": stream,
+        "message": {"kind": kind, "data": lat(data)},
     }
 
 
@@ -253,8 +273,54 @@ def build() -> list[dict[str, Any]]:
             "RESET with PROTOCOL and a reason outside ASCII, sent as UTF-8.",
             reset(2, 2, "bad frame: caf\u00e9 \u2713"),
         ),
-        vec("hello", "The worker's first frame.", hello(1, 4242, 0)),
-        vec("hello-max", "HELLO with the largest pid and slot.", hello(1, 0xFFFFFFFF, 0xFFFF)),
+        vec(
+            "request-expect-continue",
+            "A POST expecting 100-continue: REQUEST with the CONTINUE flag, no body, no END.",
+            request(
+                13,
+                [b"POST", *TCP],
+                [b"expect", b"100-continue", b"content-length", b"5"],
+                b"",
+                CONTINUE_FLAG,
+            ),
+        ),
+        vec("continue", "CONTINUE: the app started reading the body.", raw(CONTINUE, 0, 13, b"")),
+        vec(
+            "request-websocket",
+            "A WebSocket handshake: scheme ws, END, the handshake headers passed through.",
+            request(
+                14,
+                [b"GET", b"ws", *TCP[1:]],
+                [b"upgrade", b"websocket", b"sec-websocket-protocol", b"chat, json"],
+                b"",
+                END,
+            ),
+        ),
+        vec(
+            "response-websocket-accept",
+            "The app accepted: RESPONSE 101 without END, the chosen subprotocol as a header.",
+            response(14, 101, [b"sec-websocket-protocol", b"chat"], b"", 0),
+        ),
+        vec(
+            "message-text",
+            "A whole text message in one MESSAGE frame with END; UTF-8 bytes.",
+            message(14, 1, "h\u00e9llo \u2713".encode(), END),
+        ),
+        vec(
+            "message-binary-parts",
+            "A binary message in two parts: only the last carries END; every byte value passes.",
+            message(14, 2, bytes(range(128)), 0),
+            message(14, 2, bytes(range(128, 256)), END),
+        ),
+        vec("message-empty", "An empty text message: just the kind byte.", message(3, 1, b"", END)),
+        vec("close-normal", "CLOSE 1000 without a reason.", close(14, 1000, "")),
+        vec(
+            "close-reason-utf8",
+            "CLOSE 4001 with a reason outside ASCII, sent as UTF-8.",
+            close(0xFFFFFFFF, 4001, "bye caf\u00e9"),
+        ),
+        vec("hello", "The worker's first frame.", hello(2, 4242, 0)),
+        vec("hello-max", "HELLO with the largest pid and slot.", hello(2, 0xFFFFFFFF, 0xFFFF)),
         vec("ready", "READY: lifespan startup finished.", raw(READY, 0, 0, b"")),
         vec("shutdown", "SHUTDOWN from the router.", raw(SHUTDOWN, 0, 0, b"")),
         vec("ping", "PING with 8 opaque bytes.", raw(PING, 0, 0, PING_DATA)),
@@ -274,7 +340,7 @@ def build() -> list[dict[str, Any]]:
         vec(
             "worker-to-router-sequence",
             "A worker's start and two responses, as one write.",
-            hello(1, 99, 3),
+            hello(2, 99, 3),
             raw(READY, 0, 0, b""),
             response(1, 200, [b"content-length", b"2"], b"ok", END),
             response(2, 200, [], b"", 0),
@@ -301,9 +367,9 @@ def build() -> list[dict[str, Any]]:
         },
         {
             "name": "invalid-unknown-type",
-            "description": "Frame type 0x06 is not in the table.",
-            "wire": [hexb(frame(0x06, 0, 1, b""))],
-            "error": {"stage": "frame", "contains": "unknown frame type 0x06"},
+            "description": "Frame type 0x09 is not in the table.",
+            "wire": [hexb(frame(0x09, 0, 1, b""))],
+            "error": {"stage": "frame", "contains": "unknown frame type 0x09"},
         },
         {
             "name": "invalid-type-zero",
@@ -378,6 +444,27 @@ def build() -> list[dict[str, Any]]:
             "error": {"stage": "payload", "contains": "too short"},
         },
         {
+            "name": "invalid-message-empty",
+            "description": "A MESSAGE payload without its kind byte.",
+            "wire": [hexb(frame(MESSAGE, END, 1, b""))],
+            "frames": [{"type": MESSAGE, "flags": END, "stream": 1}],
+            "error": {"stage": "payload", "contains": "kind"},
+        },
+        {
+            "name": "invalid-message-kind",
+            "description": "A MESSAGE of kind 3, neither text (1) nor binary (2).",
+            "wire": [hexb(frame(MESSAGE, END, 1, b"\x03abc"))],
+            "frames": [{"type": MESSAGE, "flags": END, "stream": 1}],
+            "error": {"stage": "payload", "contains": "kind 3"},
+        },
+        {
+            "name": "invalid-close-too-short",
+            "description": "A CLOSE payload without its u16 code.",
+            "wire": [hexb(frame(CLOSE, 0, 1, b"\x03"))],
+            "frames": [{"type": CLOSE, "flags": 0, "stream": 1}],
+            "error": {"stage": "payload", "contains": "too short"},
+        },
+        {
             "name": "invalid-hello-length",
             "description": "A HELLO payload that is not 8 bytes.",
             "wire": [hexb(frame(HELLO, 0, 0, struct.pack(">HI", 1, 5)))],
@@ -393,9 +480,9 @@ def build() -> list[dict[str, Any]]:
 
 def render() -> str:
     doc = {
-        "about": "Byte vectors for docs/protocol.md version 1, written by generate.py "
+        "about": "Byte vectors for docs/protocol.md version 2, written by generate.py "
         "(which documents the format).",
-        "version": 1,
+        "version": 2,
         "vectors": build(),
     }
     return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"

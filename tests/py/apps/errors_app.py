@@ -76,6 +76,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "http.response.body", "body": b"tick\n", "more_body": True})
             await asyncio.sleep(0.02)
         await watcher
+    elif path == "/slow-read":
+        # Reads the body slowly (a pause between chunks), then reports how much it got.
+        size = 0
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+            await asyncio.sleep(0.1)
+        body = str(size).encode()
+        await _start(send, [(b"content-length", str(len(body)).encode())])
+        await send({"type": "http.response.body", "body": body})
     elif path == "/wait-disconnect":
         while True:
             message = await receive()
