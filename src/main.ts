@@ -17,7 +17,7 @@ import { PythonChild } from "./children.ts";
 import { type ConfigError, parseConfig, type RouterConfig } from "./config.ts";
 import { log, setLogLevel } from "./log.ts";
 import {
-  type Http1Connection,
+  type ClientConnection,
   listen,
   type ServerContext,
   SWEEP_INTERVAL_MS,
@@ -66,7 +66,7 @@ function main(): number {
   const pool = new WorkerPool(config.workers);
   pool.listen(config.worker_socket);
 
-  const connections = new Set<Http1Connection>();
+  const connections = new Set<ClientConnection>();
   let stopping = false;
   let child: PythonChild | null = null;
   let ctx: ServerContext;

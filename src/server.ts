@@ -23,7 +23,14 @@ import {
 } from "./http1/response.ts";
 import { log } from "./log.ts";
 import { noteTransient } from "./memory.ts";
+import { WsConnection } from "./websocket.ts";
 import type { WorkerPool } from "./workers.ts";
+import {
+  checkUpgrade,
+  type DeflateParams,
+  isWebSocketUpgrade,
+  serializeHandshake,
+} from "./ws/handshake.ts";
 
 export const SERVER_NAME = "saltare";
 
@@ -38,6 +45,17 @@ const ZERO_COPY_FROM = 16 * 1024;
 const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
 const EMPTY = new Uint8Array(0);
 
+/** What the listener's socket handlers and the deadline sweep need from any connection. */
+export interface ClientConnection {
+  onData(chunk: Uint8Array): void;
+  onDrain(): void;
+  onClose(): void;
+  /** Called by the shared sweep with the current time (performance.now()). */
+  checkDeadline(now: number): void;
+  /** The server is draining: close now if nothing is in progress (a WebSocket says 1001). */
+  closeIfIdle(): void;
+}
+
 /** Shared by all connections of one listener. */
 export interface ServerContext {
   config: RouterConfig;
@@ -45,7 +63,7 @@ export interface ServerContext {
   scheme: "http" | "https";
   serverHost: string;
   serverPort: string;
-  connections: Set<Http1Connection>;
+  connections: Set<ClientConnection>;
   draining: boolean;
   onConnectionClosed(): void;
 }
@@ -80,6 +98,8 @@ class Exchange {
   owedCredit = 0;
   /** Expect: 100-continue that is still unanswered (docs/protocol.md, CONTINUE). */
   awaitingContinue = false;
+  /** A valid WebSocket handshake: the client's key and the compression agreed, if any. */
+  ws: { key: string; deflate: DeflateParams | null; subprotocols: string[] } | null = null;
   readonly head: RequestHead;
 
   constructor(head: RequestHead) {
@@ -87,8 +107,9 @@ class Exchange {
   }
 }
 
-export class Http1Connection implements StreamHandler {
-  readonly #socket: Socket<Http1Connection>;
+export class Http1Connection implements StreamHandler, ClientConnection {
+  readonly webSocket = false;
+  readonly #socket: Socket<ClientConnection>;
   readonly #ctx: ServerContext;
   /** Allocated when request bytes arrive and dropped again once the connection is idle. */
   #parser: RequestParser | null = null;
@@ -115,7 +136,7 @@ export class Http1Connection implements StreamHandler {
    */
   #writeDeadline = 0;
 
-  constructor(socket: Socket<Http1Connection>, ctx: ServerContext) {
+  constructor(socket: Socket<ClientConnection>, ctx: ServerContext) {
     this.#socket = socket;
     this.#ctx = ctx;
     this.#deadline = performance.now() + ctx.config.header_timeout * 1000;
@@ -316,6 +337,20 @@ export class Http1Connection implements StreamHandler {
       this.#fail(413, "Request Entity Too Large");
       return;
     }
+    if (head.upgrade !== null && isWebSocketUpgrade(head.method, head.headers)) {
+      // RFC 6455 §4.2.1: a broken handshake is answered here; the app sees only valid ones.
+      const check = checkUpgrade(head.method, head.httpVersion, head.headers);
+      if (!check.ok) {
+        this.#fail(check.status, check.reason, check.headers);
+        return;
+      }
+      if (head.bodyKind !== "none") {
+        this.#fail(400, "Bad Request");
+        return;
+      }
+      const deflate = config.ws_per_message_deflate ? check.deflate : null;
+      ex.ws = { key: check.key, deflate, subprotocols: check.subprotocols };
+    }
     if (head.expectContinue && head.bodyKind !== "none" && head.httpVersion === "1.1") {
       // RFC 9110 §10.1.1: the client waits for "100 Continue" before sending the body. It is
       // sent only when the app asks for the body (the worker's CONTINUE frame), so a request
@@ -373,9 +408,10 @@ export class Http1Connection implements StreamHandler {
     ex.pending = null;
     ex.pendingBytes = 0;
     const uds = this.#ctx.config.uds !== null;
+    const scheme = this.#ctx.scheme;
     const fields: RequestHeadFields = {
       method: head.method,
-      scheme: this.#ctx.scheme,
+      scheme: ex.ws === null ? scheme : scheme === "https" ? "wss" : "ws",
       httpVersion: head.httpVersion,
       rawPath: head.rawPath,
       query: head.query,
@@ -442,6 +478,10 @@ export class Http1Connection implements StreamHandler {
   onResponse(status: number, headers: string[], body: Uint8Array, end: boolean): void {
     const ex = this.#ex;
     if (this.#closing || ex === null) return;
+    if (status === 101) {
+      this.#acceptWebSocket(ex, headers);
+      return;
+    }
     const req = ex.head;
     const limit = this.#ctx.config.max_keepalive_requests;
     const keepAlive =
@@ -472,6 +512,64 @@ export class Http1Connection implements StreamHandler {
     ex.respRemaining = framing.contentLength;
     this.#sendBody(ex, framing.head, body, end);
   }
+
+  /** The app accepted a WebSocket: send the 101 and hand the socket to a WsConnection. */
+  #acceptWebSocket(ex: Exchange, headers: string[]): void {
+    const ws = ex.ws;
+    const link = ex.link as WorkerLink;
+    let handshake: string;
+    try {
+      if (ws === null) throw new HttpError("BAD_RESPONSE_HEADER", "status 101 outside a WebSocket");
+      let subprotocol: string | null = null;
+      const extra: string[] = [];
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i] as string;
+        const value = headers[i + 1] as string;
+        if (name.toLowerCase() === "sec-websocket-protocol") subprotocol = value;
+        else extra.push(name, value);
+      }
+      if (subprotocol !== null && !ws.subprotocols.includes(subprotocol)) {
+        // RFC 6455 §4.2.2: the server must pick one of the subprotocols the client offered.
+        throw new HttpError(
+          "BAD_RESPONSE_HEADER",
+          `subprotocol ${JSON.stringify(subprotocol)} was not offered by the client`,
+        );
+      }
+      handshake = serializeHandshake(ws.key, subprotocol, ws.deflate, extra);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      log.error(`Invalid WebSocket accept from the application: ${detail}`);
+      link.cancel(ex.stream);
+      this.#fail(500, "Internal Server Error");
+      return;
+    }
+    this.#write(Buffer.from(handshake, "latin1"));
+    const socket = this.#socket;
+    const conn = new WsConnection(
+      socket,
+      this.#ctx,
+      link,
+      ex.stream,
+      (ws as { deflate: DeflateParams | null }).deflate,
+      this.#out,
+    );
+    // This object is done: the socket's events go to the WebSocket connection from now on.
+    this.#out = null;
+    this.#ex = null;
+    this.#parser = null;
+    this.#closing = true;
+    this.#closed = true;
+    this.#deadline = 0;
+    this.#writeDeadline = 0;
+    socket.data = conn;
+    this.#ctx.connections.delete(this);
+    this.#ctx.connections.add(conn);
+    link.upgrade(ex.stream, conn);
+    if (this.#paused) socket.resume();
+  }
+
+  onMessage(): void {}
+  onWsClose(): void {}
 
   onBody(body: Uint8Array, end: boolean): void {
     const ex = this.#ex;
@@ -617,10 +715,13 @@ export class Http1Connection implements StreamHandler {
   }
 
   /** Answer with a router-generated error response and close (the app never sees it). */
-  #fail(status: number, message: string): void {
+  #fail(status: number, message: string, headers: string[] = []): void {
     if (this.#closing) return;
     this.#write(
-      Buffer.from(serializeSimpleResponse(status, `${message}\n`, false, SERVER_NAME), "latin1"),
+      Buffer.from(
+        serializeSimpleResponse(status, `${message}\n`, false, SERVER_NAME, headers),
+        "latin1",
+      ),
     );
     this.#closeAfterWrite();
   }
@@ -646,21 +747,21 @@ export class Http1Connection implements StreamHandler {
 export const SWEEP_INTERVAL_MS = 100;
 
 /** Close every connection whose deadline has passed. */
-export function sweepDeadlines(connections: Set<Http1Connection>): void {
+export function sweepDeadlines(connections: Set<ClientConnection>): void {
   const now = performance.now();
   for (const conn of connections) conn.checkDeadline(now);
 }
 
 /** Start listening; throws with a clear message if the address cannot be used. */
 export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
-  listener: SocketListener<Http1Connection>;
+  listener: SocketListener<ClientConnection>;
   ctx: ServerContext;
   address: string;
 } {
   const config = ctx.config;
   const full = ctx as ServerContext;
   const handlers = {
-    open(socket: Socket<Http1Connection>) {
+    open(socket: Socket<ClientConnection>) {
       if (full.connections.size >= config.max_concurrent_connections || full.draining) {
         // Accept and close at once: the listen backlog stays drained and existing
         // connections are unaffected.
@@ -671,29 +772,29 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
       socket.data = conn;
       full.connections.add(conn);
     },
-    data(socket: Socket<Http1Connection>, data: Buffer) {
+    data(socket: Socket<ClientConnection>, data: Buffer) {
       socket.data?.onData(data);
     },
-    drain(socket: Socket<Http1Connection>) {
+    drain(socket: Socket<ClientConnection>) {
       socket.data?.onDrain();
     },
-    close(socket: Socket<Http1Connection>) {
+    close(socket: Socket<ClientConnection>) {
       socket.data?.onClose();
     },
-    error(socket: Socket<Http1Connection>, error: Error) {
+    error(socket: Socket<ClientConnection>, error: Error) {
       log.debug(`client socket error: ${error.message}`);
       socket.data?.onClose();
     },
   };
-  let listener: SocketListener<Http1Connection>;
+  let listener: SocketListener<ClientConnection>;
   let address: string;
   if (config.uds !== null) {
-    listener = Bun.listen<Http1Connection>({ unix: config.uds, socket: handlers });
+    listener = Bun.listen<ClientConnection>({ unix: config.uds, socket: handlers });
     full.serverHost = config.uds;
     full.serverPort = "";
     address = `unix:${config.uds}`;
   } else {
-    const tcp = Bun.listen<Http1Connection>({
+    const tcp = Bun.listen<ClientConnection>({
       hostname: config.host,
       port: config.port,
       socket: handlers,

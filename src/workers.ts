@@ -50,16 +50,24 @@ export class WorkerPool implements LinkEvents {
     });
   }
 
-  /** The ready, uncongested worker with the fewest streams in flight, or null. */
+  /**
+   * The ready, uncongested worker with the fewest requests in flight, or null. Open WebSockets
+   * break ties: an idle WebSocket costs no work now, but it is pinned to its worker, so new
+   * ones are spread over the workers instead of all landing on the first idle one.
+   */
   pick(): WorkerLink | null {
     const ready = this.#ready;
     let best: WorkerLink | null = null;
     for (let i = 0; i < ready.length; i++) {
       const link = ready[i] as WorkerLink;
       if (link.congested) continue;
-      if (best === null || link.inFlight < best.inFlight) {
+      if (
+        best === null ||
+        link.inFlight < best.inFlight ||
+        (link.inFlight === best.inFlight && link.webSockets < best.webSockets)
+      ) {
         best = link;
-        if (link.inFlight === 0) break;
+        if (link.inFlight === 0 && link.webSockets === 0) break;
       }
     }
     return best;

@@ -42,13 +42,13 @@ def _build_parser() -> _Parser:
         default = opt.default
         shown = "" if default is None else f" (default: {default})"
         if opt.kind == "bool":
+            # --x turns it on, --no-x off (the default may be either).
             parser.add_argument(
                 opt.flag,
                 dest=opt.name,
-                action="store_const",
-                const=True,
+                action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=opt.help + f" [env {opt.env}]",
+                help=opt.help + f"{shown} [env {opt.env}]",
             )
             continue
         parser.add_argument(

@@ -9,17 +9,19 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["ASGI_VERSION", "build_http_scope"]
+__all__ = ["ASGI_VERSION", "build_http_scope", "build_websocket_scope"]
 
 # One shared dict: the ASGI spec describes it as read-only server information.
 ASGI_VERSION: dict[str, str] = {"version": "3.0", "spec_version": "2.3"}
+# WebSocket spec 2.4: send() after the client has gone raises an OSError subclass.
+ASGI_WEBSOCKET_VERSION: dict[str, str] = {"version": "3.0", "spec_version": "2.4"}
 
 # Field values that repeat on nearly every request are decoded once and reused.
 _TEXT_CACHE: dict[bytes, str] = {
     m: m.decode("ascii")
     for m in (b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"1.1", b"1.0")
 }
-_TEXT_CACHE.update({b"http": "http", b"https": "https", b"2": "2"})
+_TEXT_CACHE.update({b"http": "http", b"https": "https", b"2": "2", b"ws": "ws", b"wss": "wss"})
 
 
 def _text(value: bytes) -> str:
@@ -58,4 +60,24 @@ def build_http_scope(
     if state is not None:
         # ASGI lifespan "state": each request gets a shallow copy of what startup stored.
         scope["state"] = state.copy()
+    return scope
+
+
+def build_websocket_scope(
+    fields: list[bytes], root_path: str, state: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Return the ``websocket`` scope for a handshake the router has validated."""
+    scope = build_http_scope(fields, root_path, state)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["asgi"] = ASGI_WEBSOCKET_VERSION
+    subprotocols: list[str] = []
+    headers = scope["headers"]
+    for name, value in headers:
+        if name == b"sec-websocket-protocol":
+            # RFC 6455 §4.1: a comma-separated list of tokens, possibly over several headers.
+            subprotocols.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
+    scope["subprotocols"] = subprotocols
+    # ASGI websocket "denial response" extension: the app may answer with any HTTP response.
+    scope["extensions"] = {"websocket.http.response": {}}
     return scope

@@ -16,8 +16,9 @@ from . import _protocol as proto
 from ._http import HttpStream
 from ._lifespan import Lifespan
 from ._logging import logger
-from ._scope import build_http_scope
+from ._scope import build_http_scope, build_websocket_scope
 from ._system import malloc_trim
+from ._websocket import WebSocketStream
 
 __all__ = ["EXIT_STARTUP_FAILED", "RouterLink", "run_worker"]
 
@@ -34,7 +35,7 @@ class RouterLink(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
-        self.streams: dict[int, HttpStream] = {}
+        self.streams: dict[int, HttpStream | WebSocketStream] = {}
         self.closed = self._loop.create_future()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -71,6 +72,15 @@ class RouterLink(asyncio.Protocol):
                 stream = streams.get(stream_id)
                 if stream is not None:
                     stream.on_window(proto.decode_window(payload))
+            elif ftype == proto.MESSAGE:
+                stream = streams.get(stream_id)
+                if type(stream) is WebSocketStream:
+                    kind, data = proto.decode_message(payload)
+                    stream.on_message(kind, data, bool(flags & proto.FLAG_END))
+            elif ftype == proto.CLOSE:
+                stream = streams.get(stream_id)
+                if type(stream) is WebSocketStream:
+                    stream.on_close(*proto.decode_close(payload))
             elif ftype == proto.RESET:
                 stream = streams.get(stream_id)
                 if stream is not None:
@@ -85,24 +95,33 @@ class RouterLink(asyncio.Protocol):
     def _on_request(self, stream_id: int, flags: int, payload: bytes) -> None:
         fields, body = proto.decode_request(payload)
         worker = self._worker
-        scope = build_http_scope(fields, worker.root_path, worker.lifespan_state)
-        # A new stream per request, never a pooled one: an app may keep receive/send past its
-        # return (a task it spawned), and a reused object would hand it another request.
-        stream = HttpStream(
-            self, stream_id, body, bool(flags & proto.FLAG_END), bool(flags & proto.FLAG_CONTINUE)
-        )
+        stream: HttpStream | WebSocketStream
+        if fields[1] in (b"ws", b"wss"):
+            scope = build_websocket_scope(fields, worker.root_path, worker.lifespan_state)
+            stream = WebSocketStream(self, stream_id)
+        else:
+            scope = build_http_scope(fields, worker.root_path, worker.lifespan_state)
+            # A new stream per request, never a pooled one: an app may keep receive/send past
+            # its return (a task it spawned), and a reused object would hand it another request.
+            stream = HttpStream(
+                self,
+                stream_id,
+                body,
+                bool(flags & proto.FLAG_END),
+                bool(flags & proto.FLAG_CONTINUE),
+            )
         self.streams[stream_id] = stream
         task = self._loop.create_task(self._run_app(stream, scope))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _run_app(self, stream: HttpStream, scope: dict[str, Any]) -> None:
+    async def _run_app(self, stream: HttpStream | WebSocketStream, scope: dict[str, Any]) -> None:
         error: BaseException | None = None
         try:
             await self._worker.app(scope, stream.receive, stream.send)
         except asyncio.CancelledError:
             error = None
-            stream.disconnected = True
+            stream.on_disconnect()
         except Exception as exc:
             error = exc
         finally:

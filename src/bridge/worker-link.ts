@@ -7,12 +7,16 @@ import type { Socket } from "bun";
 import { log } from "../log.ts";
 import { noteTransient } from "../memory.ts";
 import {
+  decodeClose,
   decodeHello,
+  decodeMessage,
   decodeReset,
   decodeResponse,
   decodeWindow,
   encodeBody,
+  encodeClose,
   encodeControl,
+  encodeMessage,
   encodeRequest,
   encodeReset,
   encodeWindow,
@@ -27,6 +31,8 @@ import {
 
 /** What a stream's owner (a client connection) hears from the worker. */
 export interface StreamHandler {
+  /** True once the stream is an accepted WebSocket (counted apart from requests in flight). */
+  readonly webSocket: boolean;
   onResponse(status: number, headers: string[], body: Uint8Array, end: boolean): void;
   onBody(body: Uint8Array, end: boolean): void;
   /** The app failed after its response started (APP_ERROR) or broke the protocol. */
@@ -39,6 +45,10 @@ export interface StreamHandler {
   onWritable(): void;
   /** The app started reading a body sent with the CONTINUE flag. */
   onContinue(): void;
+  /** A WebSocket message part from the app (END on its last part). */
+  onMessage(kind: number, data: Uint8Array, end: boolean): void;
+  /** The app closed its WebSocket; the stream is forgotten. */
+  onWsClose(code: number, reason: string): void;
 }
 
 /** Request-body chunks at least this large are sent to the worker without being copied. */
@@ -80,6 +90,8 @@ export class WorkerLink {
   ready = false;
   /** Streams opened and not yet finished: the dispatch policy's measure of load. */
   inFlight = 0;
+  /** Accepted WebSockets on this worker (they are pinned to it for their lifetime). */
+  webSockets = 0;
 
   constructor(socket: Socket<WorkerLink>, events: LinkEvents) {
     this.#socket = socket;
@@ -130,6 +142,34 @@ export class WorkerLink {
     this.#write(data);
   }
 
+  /**
+   * The app accepted the WebSocket on stream `id`: from now on `handler` owns it, and it counts
+   * as a WebSocket instead of a request in flight.
+   */
+  upgrade(id: number, handler: StreamHandler): void {
+    if (!this.#streams.has(id)) return;
+    this.#streams.set(id, handler);
+    this.inFlight--;
+    this.webSockets++;
+  }
+
+  /** A client WebSocket message (or part of one) for the app. */
+  sendMessage(id: number, kind: number, data: Uint8Array, end: boolean): void {
+    if (!this.#streams.has(id)) return;
+    if (data.byteLength < ZERO_COPY_FROM) {
+      this.#write(encodeMessage(id, kind, data, end));
+      return;
+    }
+    const header = encodeMessage(id, kind, EMPTY_BODY, end);
+    this.#write(header, data.byteLength + 1);
+    this.#write(data);
+  }
+
+  /** The client closed the WebSocket (or went away): tell the app and forget the stream. */
+  sendClose(id: number, code: number, reason: string): void {
+    if (this.#forget(id)) this.#write(encodeClose(id, code, reason));
+  }
+
   /** Give the worker `increment` more bytes of response credit on stream `id`. */
   grant(id: number, increment: number): void {
     if (increment > 0 && this.#streams.has(id)) this.#write(encodeWindow(id, increment));
@@ -146,8 +186,11 @@ export class WorkerLink {
   }
 
   #forget(id: number): boolean {
-    if (!this.#streams.delete(id)) return false;
-    this.inFlight--;
+    const handler = this.#streams.get(id);
+    if (handler === undefined) return false;
+    this.#streams.delete(id);
+    if (handler.webSocket) this.webSockets--;
+    else this.inFlight--;
     return true;
   }
 
@@ -199,6 +242,7 @@ export class WorkerLink {
     this.#streams.clear();
     this.#blocked = [];
     this.inFlight = 0;
+    this.webSockets = 0;
     for (const handler of handlers) handler.onWorkerLost();
     this.#events.closed(this);
   }
@@ -265,6 +309,21 @@ export class WorkerLink {
       }
       case FrameType.CONTINUE: {
         this.#streams.get(stream)?.onContinue();
+        return;
+      }
+      case FrameType.MESSAGE: {
+        const handler = this.#streams.get(stream);
+        if (handler === undefined) return;
+        const message = decodeMessage(payload);
+        handler.onMessage(message.kind, message.data, (flags & FLAG_END) !== 0);
+        return;
+      }
+      case FrameType.CLOSE: {
+        const handler = this.#streams.get(stream);
+        if (handler === undefined) return;
+        this.#forget(stream);
+        const close = decodeClose(payload);
+        handler.onWsClose(close.code, close.reason);
         return;
       }
       case FrameType.RESET: {

@@ -315,11 +315,18 @@ export function serializeSimpleResponse(
   body: string,
   keepAlive: boolean,
   serverName: string,
+  headers: string[] = [],
 ): string {
   const bytes = Buffer.from(body, "utf8");
   const framing = serializeResponseHead(
     status,
-    ["content-type", "text/plain; charset=utf-8", "content-length", String(bytes.length)],
+    [
+      "content-type",
+      "text/plain; charset=utf-8",
+      "content-length",
+      String(bytes.length),
+      ...headers,
+    ],
     { httpVersion: "1.1", method: "GET", keepAlive },
     serverName,
   );
