@@ -158,6 +158,7 @@ function main(): number {
     setTimeout(() => {
       if (connections.size > 0) {
         log.warning(`${connections.size} connection(s) still busy after the shutdown timeout`);
+        for (const conn of [...connections]) conn.abandon();
       }
       pool.shutdown();
     }, config.shutdown_timeout * 1000).unref();

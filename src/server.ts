@@ -54,6 +54,8 @@ export interface ClientConnection {
   checkDeadline(now: number): void;
   /** The server is draining: close now if nothing is in progress (a WebSocket says 1001). */
   closeIfIdle(): void;
+  /** The shutdown timeout ran out: end whatever is still in progress. */
+  abandon(): void;
 }
 
 /** Shared by all connections of one listener. */
@@ -241,6 +243,17 @@ export class Http1Connection implements StreamHandler, ClientConnection {
   /** Close now if idle (used when the server starts draining). */
   closeIfIdle(): void {
     if (this.idle) this.#close();
+  }
+
+  /**
+   * The shutdown timeout ran out with this connection still busy: a request whose response has
+   * not started gets 503 (the app is told the client is gone); anything else is cut off.
+   */
+  abandon(): void {
+    const ex = this.#ex;
+    if (ex !== null && ex.link !== null && !ex.respDone) ex.link.cancel(ex.stream);
+    if (ex !== null && !ex.respStarted) this.#fail(503, "Service Unavailable");
+    else this.#abort();
   }
 
   // -- request side ---------------------------------------------------------------------------

@@ -375,6 +375,13 @@ export class WsConnection implements StreamHandler, ClientConnection {
     this.#resume();
   }
 
+  abandon(): void {
+    if (this.#closed) return;
+    this.#tellWorkerClosed(CloseCode.GoingAway, "");
+    this.#closed = true;
+    this.#socket.terminate();
+  }
+
   #pause(): void {
     if (!this.#paused) {
       this.#paused = true;

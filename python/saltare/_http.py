@@ -239,7 +239,11 @@ class HttpStream:
             logger.debug("ASGI application raised after the client disconnected: %r", error)
             error = None
             self.complete = True
-        if not self._head_sent:
+        if not self._head_sent and self.disconnected and error is None:
+            # Cancelled or returned after the client left (or the router gave up): nothing
+            # can reach the client any more, and nothing is wrong with the app.
+            self.complete = True
+        elif not self._head_sent:
             if error is not None:
                 logger.error("Exception in ASGI application", exc_info=error)
             elif not self.started:
