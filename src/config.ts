@@ -22,6 +22,22 @@ export interface RouterConfig {
   ws_keepalive_timeout: number;
   ws_per_message_deflate: boolean;
   shutdown_timeout: number;
+  /** Octal mode for the --uds socket file (null: whatever the umask gives). */
+  uds_permissions: number | null;
+  /** An inherited listening socket to serve on instead of binding host/port or uds. */
+  fd: number | null;
+  /** What the Python side found `fd` to be: its family and local address. */
+  fd_family: "unix" | "inet" | null;
+  fd_address: string | null;
+  fd_port: number | null;
+  log_format: "text" | "json";
+  access_log: boolean;
+  access_log_exclude: string[];
+  metrics_path: string | null;
+  health_path: string | null;
+  proxy_headers: boolean;
+  forwarded_allow_ips: string;
+  proxy_protocol: boolean;
   /**
    * "spawn": the router is the top process and starts the Python side itself (command line);
    * "attached": a Python supervisor started the router (saltare.run) and owns the workers.
@@ -32,7 +48,9 @@ export interface RouterConfig {
   python_path: string | null;
 }
 
-const FIELDS: Record<keyof RouterConfig, "string" | "number" | "boolean" | "string?"> = {
+type FieldKind = "string" | "number" | "boolean" | "string?" | "number?" | "string[]";
+
+const FIELDS: Record<keyof RouterConfig, FieldKind> = {
   host: "string",
   port: "number",
   uds: "string?",
@@ -50,6 +68,19 @@ const FIELDS: Record<keyof RouterConfig, "string" | "number" | "boolean" | "stri
   ws_keepalive_timeout: "number",
   ws_per_message_deflate: "boolean",
   shutdown_timeout: "number",
+  uds_permissions: "number?",
+  fd: "number?",
+  fd_family: "string?",
+  fd_address: "string?",
+  fd_port: "number?",
+  log_format: "string",
+  access_log: "boolean",
+  access_log_exclude: "string[]",
+  metrics_path: "string?",
+  health_path: "string?",
+  proxy_headers: "boolean",
+  forwarded_allow_ips: "string",
+  proxy_protocol: "boolean",
   mode: "string",
   python: "string?",
   python_path: "string?",
@@ -76,10 +107,15 @@ export function parseConfig(json: string | undefined): RouterConfig {
   const obj = raw as Record<string, unknown>;
   for (const [name, kind] of Object.entries(FIELDS)) {
     const value = obj[name];
-    const ok =
-      kind === "string?"
-        ? value === null || value === undefined || typeof value === "string"
-        : typeof value === kind;
+    let ok: boolean;
+    if (kind === "string?" || kind === "number?") {
+      ok = value === null || value === undefined || typeof value === kind.slice(0, -1);
+      obj[name] = value ?? null;
+    } else if (kind === "string[]") {
+      ok = Array.isArray(value) && value.every((item) => typeof item === "string");
+    } else {
+      ok = typeof value === kind;
+    }
     if (!ok) {
       throw new ConfigError(`router config field ${name} must be ${kind}, got ${typeof value}`);
     }

@@ -27,7 +27,7 @@ from ._worker import run_worker
 def main() -> int:
     die_with_parent(os.getppid())
     config: dict[str, Any] = json.loads(os.environ.pop("SALTARE_CHILD_CONFIG"))
-    configure(config["log_level"])
+    configure(config["log_level"], config.get("log_format", "text"))
     limit_malloc_arenas()
     try:
         app = load_app(config["app"], app_dir=config["app_dir"], factory=config["factory"])

@@ -13,13 +13,14 @@ import sys
 from typing import Any, NoReturn
 
 from . import __version__
+from ._listen import prepare_listen_fd
 from ._logging import configure, logger
 from ._options import OPTIONS, ConfigError, resolve
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
-_METAVARS = {"int": "N", "float": "SECONDS", "size": "BYTES", "str": "TEXT"}
+_METAVARS = {"int": "N", "float": "SECONDS", "size": "BYTES", "str": "TEXT", "mode": "MODE"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +41,7 @@ def _build_parser() -> _Parser:
     parser.add_argument("app", metavar="MODULE:ATTR", help="the ASGI application, e.g. main:app")
     for opt in OPTIONS:
         default = opt.default
-        shown = "" if default is None else f" (default: {default})"
+        shown = "" if default is None or default == () else f" (default: {default})"
         if opt.kind == "bool":
             # --x turns it on, --no-x off (the default may be either).
             parser.add_argument(
@@ -49,6 +50,16 @@ def _build_parser() -> _Parser:
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
                 help=opt.help + f"{shown} [env {opt.env}]",
+            )
+            continue
+        if opt.kind == "list":
+            parser.add_argument(
+                opt.flag,
+                dest=opt.name,
+                action="append",
+                metavar=opt.metavar or "TEXT",
+                default=argparse.SUPPRESS,
+                help=f"{opt.help} [env {opt.env}, comma-separated]",
             )
             continue
         parser.add_argument(
@@ -74,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     app = given.pop("app")
     try:
         config = resolve(given)
+        prepare_listen_fd(config)
     except ConfigError as exc:
         sys.stderr.write(f"saltare: error: {exc}\n")
         return EXIT_USAGE
@@ -103,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     env = router_environment(config)
     env["SALTARE_ROUTER_CONFIG"] = json.dumps(config)
-    configure(config["log_level"])
+    configure(config["log_level"], config["log_format"])
     logger.info("Started saltare [%d]", os.getpid())
     sys.stdout.flush()
     sys.stderr.flush()

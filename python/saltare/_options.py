@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Option:
     name: str
-    kind: str  # "str" | "int" | "float" | "bool" | "choice" | "size"
+    kind: str  # "str" | "int" | "float" | "bool" | "choice" | "size" | "mode" | "list"
     default: Any
     help: str
     minimum: float | None = None
@@ -49,6 +49,10 @@ class Option:
             return "one of " + ", ".join(self.choices)
         if self.kind == "bool":
             return "true or false"
+        if self.kind == "mode":
+            return "an octal file mode such as 660 or 0o600"
+        if self.kind == "list":
+            return "a list of strings (repeat the flag, or separate with commas)"
         bounds = []
         if self.minimum is not None:
             bounds.append(f">= {self.minimum:g}")
@@ -66,6 +70,34 @@ def _check_root_path(value: str) -> str | None:
     return None
 
 
+def _check_url_path(value: str | None) -> str | None:
+    if value is not None and (not value.startswith("/") or "?" in value or "#" in value):
+        return "a path starting with '/' without query or fragment"
+    return None
+
+
+def _check_paths(value: tuple[str, ...]) -> str | None:
+    for item in value:
+        if _check_url_path(item):
+            return "paths starting with '/' without query or fragment"
+    return None
+
+
+def _check_allow_ips(value: str) -> str | None:
+    """``*`` or a comma list of IP addresses and CIDR networks (the router matches them)."""
+    import ipaddress  # noqa: PLC0415 - only needed while validating
+
+    items = [item.strip() for item in value.split(",")]
+    if items == ["*"]:
+        return None
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return "'*' or a comma-separated list of IP addresses and CIDR networks"
+    return None
+
+
 _SIZE_SUFFIXES = {
     "k": 1024,
     "kib": 1024,
@@ -79,6 +111,24 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", "str", "127.0.0.1", "Address to listen on.", metavar="ADDR"),
     Option("port", "int", 8000, "TCP port to listen on (0 picks a free port).", 0, 65535),
     Option("uds", "str", None, "Listen on this Unix socket path instead of TCP.", metavar="PATH"),
+    Option(
+        "uds_permissions",
+        "mode",
+        None,
+        "File mode of the --uds socket, in octal (e.g. 660); default: as the umask allows.",
+        0,
+        0o777,
+        metavar="MODE",
+    ),
+    Option(
+        "fd",
+        "int",
+        None,
+        "Serve on this inherited listening socket (file descriptor) instead of binding one. "
+        "Without it, a socket passed by systemd socket activation (LISTEN_FDS) is used.",
+        0,
+        2**31 - 1,
+    ),
     Option(
         "app_dir",
         "str",
@@ -138,6 +188,67 @@ OPTIONS: tuple[Option, ...] = (
         "info",
         "Log level of the server's own messages.",
         choices=("critical", "error", "warning", "info", "debug", "trace"),
+    ),
+    Option(
+        "log_format",
+        "choice",
+        "text",
+        "Format of the server's own log lines: text (LEVEL: message) or json (one object "
+        "per line).",
+        choices=("text", "json"),
+    ),
+    Option(
+        "access_log",
+        "bool",
+        False,
+        "Write one JSON line per completed request to stderr.",
+    ),
+    Option(
+        "access_log_exclude",
+        "list",
+        (),
+        "Leave requests for this exact path out of the access log (repeatable).",
+        metavar="PATH",
+        check=_check_paths,
+    ),
+    Option(
+        "metrics_path",
+        "str",
+        None,
+        "Answer this path with Prometheus metrics from the router (the app never sees it).",
+        metavar="PATH",
+        check=_check_url_path,
+    ),
+    Option(
+        "health_path",
+        "str",
+        None,
+        "Answer this path from the router: 200 while a worker is ready, 503 otherwise "
+        "and while draining.",
+        metavar="PATH",
+        check=_check_url_path,
+    ),
+    Option(
+        "proxy_headers",
+        "bool",
+        False,
+        "Take the client address and scheme from X-Forwarded-For/-Proto or Forwarded when "
+        "the peer is in --forwarded-allow-ips.",
+    ),
+    Option(
+        "forwarded_allow_ips",
+        "str",
+        "127.0.0.1",
+        "Peers trusted for proxy headers and the PROXY protocol: comma-separated IPs and "
+        "CIDR networks, or * for all.",
+        metavar="IPS",
+        check=_check_allow_ips,
+    ),
+    Option(
+        "proxy_protocol",
+        "bool",
+        False,
+        "Expect a PROXY protocol v1/v2 header at the start of connections from trusted peers.",
     ),
     Option(
         "keep_alive_timeout",
@@ -259,6 +370,10 @@ def _convert(opt: Option, value: Any) -> Any:
             result = float(value)
             if math.isnan(result) or math.isinf(result):
                 raise ValueError
+        elif opt.kind == "mode":
+            result = _parse_mode(value)
+        elif opt.kind == "list":
+            result = _parse_list(value)
         elif opt.kind == "choice":
             result = str(value).lower()
             if result not in opt.choices:
@@ -288,6 +403,30 @@ def _convert(opt: Option, value: Any) -> Any:
                 f"invalid value for {opt.flag} ({opt.name}): {value!r}; expected {problem}"
             )
     return result
+
+
+def _parse_mode(value: Any) -> int:
+    # An int from Python is taken as the mode itself (0o660); text is always octal.
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower().removeprefix("0o")
+    if not text or any(c not in "01234567" for c in text):
+        raise ValueError
+    return int(text, 8)
+
+
+def _parse_list(value: Any) -> tuple[str, ...]:
+    # From the environment or a single string: comma-separated; from Python or a repeated
+    # flag: a list whose items may themselves hold commas.
+    items = [value] if isinstance(value, str) else list(value)
+    result: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or "\0" in item:
+            raise ValueError
+        result.extend(part.strip() for part in item.split(",") if part.strip())
+    return tuple(result)
 
 
 def _parse_size(value: Any) -> int:

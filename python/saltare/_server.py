@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ._importer import load_app
+from ._listen import prepare_listen_fd
 from ._logging import configure, logger
 from ._options import resolve
 from ._supervisor import Supervisor
@@ -24,7 +25,8 @@ def run(app: Any, **options: Any) -> int:
     thread; signals are only handled when called from the main thread.
     """
     config = resolve(options)
-    configure(config["log_level"])
+    prepare_listen_fd(config)
+    configure(config["log_level"], config["log_format"])
     python = config["python"]
     if python and os.path.realpath(python) != os.path.realpath(sys.executable):
         raise ValueError(

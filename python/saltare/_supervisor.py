@@ -247,6 +247,8 @@ class Supervisor:
             stdout=subprocess.PIPE,
             env=env,
             close_fds=True,
+            # An inherited listening socket (--fd, socket activation) goes to the router.
+            pass_fds=(config["fd"],) if config.get("fd") is not None else (),
         )
         self._router_pidfd = os.pidfd_open(self._router.pid)
         if self._router.stdout is not None:
