@@ -429,7 +429,7 @@ function bad(code: HttpErrorCode, message?: string): HttpError {
 }
 
 /** `name` equals `lower` ignoring ASCII case; `lower` is lowercase letters and "-" only. */
-function eqLower(name: string, lower: string): boolean {
+export function eqLower(name: string, lower: string): boolean {
   if (name.length !== lower.length) return false;
   for (let i = 0; i < name.length; i++) {
     // Only "A"-"Z" map onto letters with |0x20 among token chars, and "-" stays "-".
