@@ -15,7 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PythonChild } from "./children.ts";
 import { type ConfigError, parseConfig, type RouterConfig } from "./config.ts";
-import { log, setLogLevel } from "./log.ts";
+import { log, setLogFormat, setLogLevel } from "./log.ts";
+import { createObservers } from "./observe/endpoints.ts";
 import {
   type ClientConnection,
   listen,
@@ -52,6 +53,7 @@ function main(): number {
   }
   delete process.env.SALTARE_ROUTER_CONFIG;
   setLogLevel(config.log_level);
+  setLogFormat(config.log_format);
   const spawnMode = config.mode === "spawn";
   const emit = (name: string, fields: Record<string, unknown> = {}) => {
     if (!spawnMode) process.stdout.write(`${JSON.stringify({ event: name, ...fields })}\n`);
@@ -74,7 +76,8 @@ function main(): number {
 
   const cleanup = () => {
     pool.close();
-    if (config.uds !== null) removeStaleSocket(config.uds);
+    // An inherited socket's file belongs to whoever created it (systemd removes its own).
+    if (config.uds !== null && config.fd === null) removeStaleSocket(config.uds);
     if (workdir !== null) rmSync(workdir, { recursive: true, force: true });
   };
   const exit = (code: number): never => {
@@ -84,13 +87,16 @@ function main(): number {
   };
 
   try {
-    if (config.uds !== null) removeStaleSocket(config.uds);
+    if (config.uds !== null && config.fd === null) removeStaleSocket(config.uds);
+    const observers = createObservers(config, pool, () => connections.size);
     const started = listen({
       config,
       pool,
       scheme: "http",
       connections,
       draining: false,
+      observers,
+      observing: observers.metrics !== null || observers.accessLog !== null,
       onConnectionClosed: () => {
         if (stopping && connections.size === 0) pool.shutdown();
       },
@@ -129,6 +135,10 @@ function main(): number {
 
   if (spawnMode) {
     const env: Record<string, string | undefined> = { ...process.env };
+    // Socket activation was meant for this process, not for the Python side.
+    delete env.LISTEN_FDS;
+    delete env.LISTEN_PID;
+    delete env.LISTEN_FDNAMES;
     env.SALTARE_CHILD_CONFIG = JSON.stringify(config);
     if (config.python_path !== null) {
       env.PYTHONPATH = [config.python_path, env.PYTHONPATH].filter(Boolean).join(":");

@@ -7,12 +7,18 @@
  * returns how many bytes the kernel took and buffers nothing, so unwritten bytes are kept here
  * and written on `drain`; the worker gets response credit back only once its bytes are out.
  */
-import type { Socket, SocketListener } from "bun";
+import { chmodSync } from "node:fs";
+import type { Socket, SocketHandler, SocketListener } from "bun";
 import { INITIAL_WINDOW, type RequestHeadFields } from "./bridge/codec.ts";
 import type { StreamHandler, WorkerLink } from "./bridge/worker-link.ts";
 import type { RouterConfig } from "./config.ts";
 import { HttpError } from "./http1/errors.ts";
-import { DEFAULT_LIMITS, type RequestHead, RequestParser } from "./http1/request-parser.ts";
+import {
+  DEFAULT_LIMITS,
+  eqLower,
+  type RequestHead,
+  RequestParser,
+} from "./http1/request-parser.ts";
 import {
   CHUNK_TRAILER,
   chunkHeader,
@@ -23,6 +29,11 @@ import {
 } from "./http1/response.ts";
 import { log } from "./log.ts";
 import { noteTransient } from "./memory.ts";
+import type { AccessLog } from "./observe/access-log.ts";
+import type { Metrics } from "./observe/metrics.ts";
+import { type ForwardedClient, resolveForwarded } from "./proxy/forwarded.ts";
+import { parseProxyHeader } from "./proxy/proxy-protocol.ts";
+import type { TrustList } from "./proxy/trust.ts";
 import { WsConnection } from "./websocket.ts";
 import type { WorkerPool } from "./workers.ts";
 import {
@@ -58,6 +69,33 @@ export interface ClientConnection {
   abandon(): void;
 }
 
+/** A response the router gives itself (--metrics-path, --health-path). */
+export interface LocalAnswer {
+  status: number;
+  headers: string[];
+  body: string;
+}
+
+/** Paths the router answers without a worker. */
+export interface LocalEndpoints {
+  has(path: string): boolean;
+  answer(path: string, draining: boolean): LocalAnswer;
+}
+
+/**
+ * The operational options (all off by default). Each is null when off, and the request path
+ * then pays one null check per hook, nothing more.
+ */
+export interface Observers {
+  metrics: Metrics | null;
+  accessLog: AccessLog | null;
+  endpoints: LocalEndpoints | null;
+  /** --proxy-headers and --proxy-protocol: the peers trusted to speak for clients. */
+  trust: TrustList | null;
+  proxyHeaders: boolean;
+  proxyProtocol: boolean;
+}
+
 /** Shared by all connections of one listener. */
 export interface ServerContext {
   config: RouterConfig;
@@ -65,9 +103,24 @@ export interface ServerContext {
   scheme: "http" | "https";
   serverHost: string;
   serverPort: string;
+  /** Clients connect over a Unix socket (no peer address). */
+  unix: boolean;
   connections: Set<ClientConnection>;
   draining: boolean;
   onConnectionClosed(): void;
+  observers: Observers;
+  /** Requests record a start time and their response size (metrics or access log on). */
+  observing: boolean;
+}
+
+/** The client a PROXY protocol header named for a connection. */
+export interface Peer {
+  host: string;
+  port: number;
+}
+
+function joinHostPort(host: string, port: string): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function ipv4(address: string): string {
@@ -102,6 +155,17 @@ class Exchange {
   awaitingContinue = false;
   /** A valid WebSocket handshake: the client's key and the compression agreed, if any. */
   ws: { key: string; deflate: DeflateParams | null; subprotocols: string[] } | null = null;
+  /** The response status, once it started. */
+  status = 0;
+  /** Observed requests only (ServerContext.observing): start time and response bytes. */
+  startedAt = 0;
+  sent = 0;
+  /** Counted in the metrics and the access log already (once per request). */
+  recorded = false;
+  /** Answered by the router itself (LocalEndpoints), not counted as app traffic. */
+  local = false;
+  /** Client and scheme from trusted proxy headers (--proxy-headers), if any. */
+  forwarded: ForwardedClient | null = null;
   readonly head: RequestHead;
 
   constructor(head: RequestHead) {
@@ -137,10 +201,13 @@ export class Http1Connection implements StreamHandler, ClientConnection {
    * but steadily is served and one that stopped reading is cut off.
    */
   #writeDeadline = 0;
+  /** The client a PROXY protocol header named, if any (else the socket's peer). */
+  readonly #peer: Peer | null;
 
-  constructor(socket: Socket<ClientConnection>, ctx: ServerContext) {
+  constructor(socket: Socket<ClientConnection>, ctx: ServerContext, peer: Peer | null = null) {
     this.#socket = socket;
     this.#ctx = ctx;
+    this.#peer = peer;
     this.#deadline = performance.now() + ctx.config.header_timeout * 1000;
   }
 
@@ -152,6 +219,8 @@ export class Http1Connection implements StreamHandler, ClientConnection {
 
   onData(chunk: Uint8Array): void {
     noteTransient(chunk.byteLength);
+    const metrics = this.#ctx.observers.metrics;
+    if (metrics !== null) metrics.bytesReceived += chunk.byteLength;
     if (this.#closing) return;
     let parser = this.#parser;
     if (parser === null) {
@@ -167,9 +236,11 @@ export class Http1Connection implements StreamHandler, ClientConnection {
 
   onDrain(): void {
     const out = this.#out;
+    const metrics = this.#ctx.observers.metrics;
     while (out !== null && out.length > 0) {
       const chunk = out[0] as Uint8Array;
       const written = this.#socket.write(chunk);
+      if (metrics !== null && written > 0) metrics.bytesSent += written;
       if (written < chunk.byteLength) {
         out[0] = chunk.subarray(Math.max(written, 0));
         if (written > 0)
@@ -233,6 +304,12 @@ export class Http1Connection implements StreamHandler, ClientConnection {
     this.#closing = true;
     const ex = this.#ex;
     if (ex !== null && ex.link !== null && !ex.respDone) ex.link.cancel(ex.stream);
+    if (ex !== null && this.#ctx.observing) {
+      // A response cut off by a write timeout still counts; a client that left before any
+      // response does not (there is no status to report).
+      if (ex.respStarted) this.#record(ex, ex.status);
+      this.#exchangeEnded(ex);
+    }
     this.#ex = null;
     this.#parser = null;
     this.#out = null;
@@ -340,9 +417,18 @@ export class Http1Connection implements StreamHandler, ClientConnection {
   }
 
   #startRequest(head: RequestHead): void {
-    const config = this.#ctx.config;
+    const ctx = this.#ctx;
+    const config = ctx.config;
     const ex = new Exchange(head);
     this.#ex = ex;
+    const endpoints = ctx.observers.endpoints;
+    if (endpoints?.has(head.rawPath)) ex.local = true;
+    if (ctx.observing) {
+      ex.startedAt = performance.now();
+      const metrics = ctx.observers.metrics;
+      if (metrics !== null && !ex.local) metrics.inFlight++;
+    }
+    if (ctx.observers.proxyHeaders) ex.forwarded = this.#forwardedFor(head);
     // Once the head is in, the client owes the body (if any); the response is the app's pace.
     this.#deadline = head.bodyKind === "none" ? 0 : performance.now() + config.body_timeout * 1000;
     if (head.bodyKind === "length" && head.contentLength > config.max_request_body) {
@@ -390,6 +476,10 @@ export class Http1Connection implements StreamHandler, ClientConnection {
 
   #dispatch(ex: Exchange): void {
     if (ex.dispatched || ex.waitingForWorker) return;
+    if (ex.local) {
+      this.#answerLocally(ex);
+      return;
+    }
     const link = this.#ctx.pool.pick();
     if (link === null) {
       ex.waitingForWorker = true;
@@ -420,16 +510,33 @@ export class Http1Connection implements StreamHandler, ClientConnection {
     const sent = ex.pendingBytes;
     ex.pending = null;
     ex.pendingBytes = 0;
-    const uds = this.#ctx.config.uds !== null;
-    const scheme = this.#ctx.scheme;
+    let scheme = this.#ctx.scheme;
+    let clientHost: string;
+    let clientPort: string;
+    const forwarded = ex.forwarded;
+    const peer = this.#peer;
+    if (forwarded !== null && forwarded.host !== null) {
+      clientHost = forwarded.host;
+      clientPort = forwarded.host === "" ? "" : (forwarded.port as string);
+    } else if (peer !== null) {
+      clientHost = peer.host;
+      clientPort = String(peer.port);
+    } else if (this.#ctx.unix) {
+      clientHost = "";
+      clientPort = "";
+    } else {
+      clientHost = ipv4(socket.remoteAddress);
+      clientPort = String(socket.remotePort);
+    }
+    if (forwarded !== null && forwarded.scheme !== null) scheme = forwarded.scheme;
     const fields: RequestHeadFields = {
       method: head.method,
       scheme: ex.ws === null ? scheme : scheme === "https" ? "wss" : "ws",
       httpVersion: head.httpVersion,
       rawPath: head.rawPath,
       query: head.query,
-      clientHost: uds ? "" : ipv4(socket.remoteAddress),
-      clientPort: uds ? "" : String(socket.remotePort),
+      clientHost,
+      clientPort,
       serverHost: this.#ctx.serverHost,
       serverPort: this.#ctx.serverPort,
       headers: head.headers,
@@ -519,6 +626,7 @@ export class Http1Connection implements StreamHandler, ClientConnection {
     }
     ex.framing = framing;
     ex.respStarted = true;
+    ex.status = status;
     // An answer without reading the body: no 100 any more (RFC 9110 §10.1.1), and the unread
     // body means the connection closes after this response (keepAlive needs reqDone).
     ex.awaitingContinue = false;
@@ -557,6 +665,12 @@ export class Http1Connection implements StreamHandler, ClientConnection {
       return;
     }
     this.#write(Buffer.from(handshake, "latin1"));
+    if (this.#ctx.observing) {
+      this.#record(ex, 101);
+      this.#exchangeEnded(ex);
+      const metrics = this.#ctx.observers.metrics;
+      if (metrics !== null) metrics.webSockets++;
+    }
     const socket = this.#socket;
     const conn = new WsConnection(
       socket,
@@ -665,6 +779,10 @@ export class Http1Connection implements StreamHandler, ClientConnection {
     const framing = ex.framing as ResponseFraming;
     ex.respDone = true;
     this.#served++;
+    if (this.#ctx.observing) {
+      this.#record(ex, ex.status);
+      this.#exchangeEnded(ex);
+    }
     this.#ex = null;
     if (!framing.keepAlive || this.#ctx.draining) {
       this.#closeAfterWrite();
@@ -714,11 +832,17 @@ export class Http1Connection implements StreamHandler, ClientConnection {
   /** Write or queue bytes; returns true if anything is queued afterwards. */
   #write(data: Uint8Array): boolean {
     if (this.#closed) return false;
+    if (this.#ctx.observing) {
+      const ex = this.#ex;
+      if (ex !== null) ex.sent += data.byteLength;
+    }
     if (this.#out !== null) {
       this.#out.push(data.slice());
       return true;
     }
     const written = this.#socket.write(data);
+    const metrics = this.#ctx.observers.metrics;
+    if (metrics !== null && written > 0) metrics.bytesSent += written;
     if (written < data.byteLength) {
       this.#out = [data.slice(Math.max(written, 0))];
       this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
@@ -730,12 +854,12 @@ export class Http1Connection implements StreamHandler, ClientConnection {
   /** Answer with a router-generated error response and close (the app never sees it). */
   #fail(status: number, message: string, headers: string[] = []): void {
     if (this.#closing) return;
-    this.#write(
-      Buffer.from(
-        serializeSimpleResponse(status, `${message}\n`, false, SERVER_NAME, headers),
-        "latin1",
-      ),
+    const response = Buffer.from(
+      serializeSimpleResponse(status, `${message}\n`, false, SERVER_NAME, headers),
+      "latin1",
     );
+    this.#write(response);
+    if (this.#ctx.observing) this.#recordFailure(status, response.byteLength);
     this.#closeAfterWrite();
   }
 
@@ -746,13 +870,197 @@ export class Http1Connection implements StreamHandler, ClientConnection {
   }
 
   #abort(): void {
+    const ex = this.#ex;
+    if (ex?.respStarted && this.#ctx.observing) this.#record(ex, ex.status);
     this.#closing = true;
     if (this.#out === null) this.#socket.end();
+  }
+
+  // -- observability (only with --metrics-path, --access-log or --health-path) ------------
+
+  /** Count a request in the metrics and write its access log line; once per request. */
+  #record(ex: Exchange, status: number): void {
+    if (ex.recorded) return;
+    ex.recorded = true;
+    const observers = this.#ctx.observers;
+    const elapsed = performance.now() - ex.startedAt;
+    const metrics = observers.metrics;
+    if (metrics !== null && !ex.local) metrics.observe(status, elapsed / 1000);
+    const accessLog = observers.accessLog;
+    if (accessLog === null || accessLog.excludes(ex.head.rawPath)) return;
+    const head = ex.head;
+    let userAgent: string | null = null;
+    for (let i = 0; i < head.headers.length; i += 2) {
+      if (eqLower(head.headers[i] as string, "user-agent")) {
+        userAgent = head.headers[i + 1] as string;
+        break;
+      }
+    }
+    accessLog.write({
+      method: head.method,
+      path: head.query.length > 0 ? `${head.rawPath}?${head.query}` : head.rawPath,
+      status,
+      bytes: ex.sent,
+      latencyUs: Math.round(elapsed * 1000),
+      client: this.#clientLabel(ex),
+      userAgent,
+      httpVersion: head.httpVersion,
+    });
+  }
+
+  /** A router-generated error response (#fail), with or without a parsed request. */
+  #recordFailure(status: number, bytes: number): void {
+    const ex = this.#ex;
+    if (ex !== null) {
+      this.#record(ex, status);
+      return;
+    }
+    // No request head (it was malformed or incomplete): counted, logged without a request.
+    const metrics = this.#ctx.observers.metrics;
+    if (metrics !== null) metrics.observe(status, 0);
+    const accessLog = this.#ctx.observers.accessLog;
+    if (accessLog !== null) {
+      accessLog.write({
+        method: "",
+        path: "",
+        status,
+        bytes,
+        latencyUs: 0,
+        client: this.#clientLabel(null),
+        userAgent: null,
+        httpVersion: "",
+      });
+    }
+  }
+
+  /** The exchange is over (answered, upgraded or its connection closed). */
+  #exchangeEnded(ex: Exchange): void {
+    const metrics = this.#ctx.observers.metrics;
+    if (metrics !== null && !ex.local) metrics.inFlight--;
+  }
+
+  #clientLabel(ex: Exchange | null): string | null {
+    const forwarded = ex?.forwarded ?? null;
+    if (forwarded !== null && forwarded.host !== null) {
+      return forwarded.host === "" ? null : joinHostPort(forwarded.host, forwarded.port as string);
+    }
+    const peer = this.#peer;
+    if (peer !== null) return joinHostPort(peer.host, String(peer.port));
+    if (this.#ctx.unix) return null;
+    return joinHostPort(ipv4(this.#socket.remoteAddress), String(this.#socket.remotePort));
+  }
+
+  /** Proxy headers count only from a trusted peer; anyone else's are passed on untouched. */
+  #forwardedFor(head: RequestHead): ForwardedClient | null {
+    const trust = this.#ctx.observers.trust as TrustList;
+    // A Unix socket peer is a local process allowed to open the socket file: trusted
+    // (limit who that is with --uds-permissions).
+    const peer = this.#peer;
+    const trusted =
+      peer !== null
+        ? trust.trusts(peer.host)
+        : this.#ctx.unix || trust.trusts(this.#socket.remoteAddress);
+    return trusted ? resolveForwarded(head.headers, trust) : null;
+  }
+
+  /** Answer a LocalEndpoints path (metrics, health) as if it were the app's response. */
+  #answerLocally(ex: Exchange): void {
+    ex.dispatched = true;
+    if (ex.reqDone) {
+      // Answer on the next turn, as a worker would: #pump is still running for this request.
+      queueMicrotask(() => {
+        if (this.#ex === ex && !this.#closing) this.#answerNow(ex);
+      });
+    } else {
+      // A body we will not read: answering now closes the connection after the response.
+      this.#answerNow(ex);
+    }
+  }
+
+  #answerNow(ex: Exchange): void {
+    const endpoints = this.#ctx.observers.endpoints as LocalEndpoints;
+    const answer = endpoints.answer(ex.head.rawPath, this.#ctx.draining);
+    const body = Buffer.from(answer.body, "utf8");
+    const headers = [...answer.headers, "content-length", String(body.byteLength)];
+    this.onResponse(answer.status, headers, body, true);
   }
 
   #close(): void {
     this.#closing = true;
     this.#socket.end();
+  }
+}
+
+/**
+ * The first bytes of a connection from a trusted peer with --proxy-protocol: collect the
+ * PROXY header, then hand the socket to an HTTP connection that reports the client the header
+ * named. A connection whose header is missing or malformed is closed without an answer
+ * (proxy-protocol.txt §2: a receiver must not guess).
+ */
+class ProxyPreamble implements ClientConnection {
+  readonly #socket: Socket<ClientConnection>;
+  readonly #ctx: ServerContext;
+  #buf: Uint8Array = new Uint8Array(0);
+  readonly #deadline: number;
+  #done = false;
+
+  constructor(socket: Socket<ClientConnection>, ctx: ServerContext) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.#deadline = performance.now() + ctx.config.header_timeout * 1000;
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.#done) return;
+    const metrics = this.#ctx.observers.metrics;
+    if (metrics !== null) metrics.bytesReceived += chunk.byteLength;
+    const buf = this.#buf.byteLength === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    const result = parseProxyHeader(buf);
+    if (result.state === "more") {
+      this.#buf = buf.slice();
+      return;
+    }
+    this.#done = true;
+    if (result.state === "error") {
+      log.debug(`PROXY protocol: ${result.reason}; closing`);
+      this.#socket.terminate();
+      return;
+    }
+    // LOCAL or UNKNOWN: the proxy speaks for itself; the socket's own peer stays.
+    const conn = new Http1Connection(this.#socket, this.#ctx, result.source);
+    this.#socket.data = conn;
+    this.#ctx.connections.delete(this);
+    this.#ctx.connections.add(conn);
+    const rest = buf.subarray(result.consumed);
+    if (rest.byteLength > 0) {
+      // Counted above already.
+      if (metrics !== null) metrics.bytesReceived -= rest.byteLength;
+      conn.onData(rest.slice());
+    }
+  }
+
+  onDrain(): void {}
+
+  onClose(): void {
+    if (this.#done && this.#socket.data !== this) return;
+    this.#done = true;
+    this.#ctx.connections.delete(this);
+    this.#ctx.onConnectionClosed();
+  }
+
+  checkDeadline(now: number): void {
+    if (!this.#done && now >= this.#deadline) {
+      this.#done = true;
+      this.#socket.terminate();
+    }
+  }
+
+  closeIfIdle(): void {
+    this.#socket.end();
+  }
+
+  abandon(): void {
+    this.#socket.terminate();
   }
 }
 
@@ -766,7 +1074,7 @@ export function sweepDeadlines(connections: Set<ClientConnection>): void {
 }
 
 /** Start listening; throws with a clear message if the address cannot be used. */
-export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
+export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort" | "unix">): {
   listener: SocketListener<ClientConnection>;
   ctx: ServerContext;
   address: string;
@@ -781,7 +1089,16 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
         socket.end();
         return;
       }
-      const conn = new Http1Connection(socket, full);
+      const observers = full.observers;
+      let conn: ClientConnection;
+      if (
+        observers.proxyProtocol &&
+        (full.unix || (observers.trust as TrustList).trusts(socket.remoteAddress))
+      ) {
+        conn = new ProxyPreamble(socket, full);
+      } else {
+        conn = new Http1Connection(socket, full);
+      }
       socket.data = conn;
       full.connections.add(conn);
     },
@@ -801,8 +1118,21 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
   };
   let listener: SocketListener<ClientConnection>;
   let address: string;
-  if (config.uds !== null) {
-    listener = Bun.listen<ClientConnection>({ unix: config.uds, socket: handlers });
+  if (config.fd !== null) {
+    // An inherited listening socket (--fd, systemd socket activation). The Python side
+    // looked at it (python/saltare/_listen.py) and says what it is.
+    listener = Bun.listen<ClientConnection>({ fd: config.fd, socket: handlers } as never);
+    full.unix = config.fd_family === "unix";
+    full.serverHost = config.fd_address ?? "";
+    full.serverPort = config.fd_port === null ? "" : String(config.fd_port);
+    if (full.unix) address = `unix:${full.serverHost}`;
+    else {
+      const host = full.serverHost.includes(":") ? `[${full.serverHost}]` : full.serverHost;
+      address = `http://${host}:${full.serverPort}`;
+    }
+  } else if (config.uds !== null) {
+    listener = listenUnix(config.uds, config.uds_permissions, handlers);
+    full.unix = true;
     full.serverHost = config.uds;
     full.serverPort = "";
     address = `unix:${config.uds}`;
@@ -813,10 +1143,31 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
       socket: handlers,
     });
     listener = tcp;
+    full.unix = false;
     full.serverHost = config.host;
     full.serverPort = String(tcp.port);
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
     address = `http://${host}:${tcp.port}`;
   }
   return { listener, ctx: full, address };
+}
+
+/**
+ * Bind a Unix socket with the file mode asked for. The umask is closed during the bind, so
+ * the socket never exists with a wider mode than `mode`, then chmod sets exactly `mode`.
+ */
+function listenUnix(
+  path: string,
+  mode: number | null,
+  handlers: SocketHandler<ClientConnection>,
+): SocketListener<ClientConnection> {
+  if (mode === null) return Bun.listen<ClientConnection>({ unix: path, socket: handlers });
+  const previous = process.umask(0o777);
+  try {
+    const listener = Bun.listen<ClientConnection>({ unix: path, socket: handlers });
+    chmodSync(path, mode);
+    return listener;
+  } finally {
+    process.umask(previous);
+  }
 }

@@ -60,6 +60,8 @@ export class WsConnection implements StreamHandler, ClientConnection {
   /** A close frame has been sent; the connection ends when the peer answers or time runs out. */
   #closeSent = false;
   #closed = false;
+  /** onClose has run: the connection left the server's set. */
+  #released = false;
   /** performance.now() of the last frame from the peer, and of our last ping. */
   #lastSeen: number;
   #lastPing = 0;
@@ -91,6 +93,8 @@ export class WsConnection implements StreamHandler, ClientConnection {
 
   onData(chunk: Uint8Array): void {
     noteTransient(chunk.byteLength);
+    const metrics = this.#ctx.observers.metrics;
+    if (metrics !== null) metrics.bytesReceived += chunk.byteLength;
     if (this.#closed) return;
     this.#lastSeen = performance.now();
     this.#receiver.feed(chunk);
@@ -315,9 +319,11 @@ export class WsConnection implements StreamHandler, ClientConnection {
 
   onDrain(): void {
     const out = this.#out;
+    const metrics = this.#ctx.observers.metrics;
     while (out !== null && out.length > 0) {
       const chunk = out[0] as Uint8Array;
       const written = this.#socket.write(chunk);
+      if (metrics !== null && written > 0) metrics.bytesSent += written;
       if (written < chunk.byteLength) {
         out[0] = chunk.subarray(Math.max(written, 0));
         return;
@@ -333,11 +339,18 @@ export class WsConnection implements StreamHandler, ClientConnection {
   }
 
   onClose(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    // Gone without a close frame, or after it: the app hears 1006 unless it already knows.
-    this.#tellWorkerClosed(1006, "");
+    if (!this.#closed) {
+      this.#closed = true;
+      // Gone without a close frame, or after it: the app hears 1006 unless it already knows.
+      this.#tellWorkerClosed(1006, "");
+    }
+    // The keepalive reaper and abandon() mark the connection closed before the socket's close
+    // event arrives; it must still leave the connection set (or a drain waits for it).
+    if (this.#released) return;
+    this.#released = true;
     this.#out = null;
+    const metrics = this.#ctx.observers.metrics;
+    if (metrics !== null) metrics.webSockets--;
     this.#ctx.connections.delete(this);
     this.#ctx.onConnectionClosed();
   }
@@ -404,6 +417,8 @@ export class WsConnection implements StreamHandler, ClientConnection {
       return true;
     }
     const written = this.#socket.write(data);
+    const metrics = this.#ctx.observers.metrics;
+    if (metrics !== null && written > 0) metrics.bytesSent += written;
     if (written < data.byteLength) {
       this.#out = [data.subarray(Math.max(written, 0))];
       return true;

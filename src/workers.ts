@@ -20,6 +20,8 @@ export class WorkerPool implements LinkEvents {
   #stopping = false;
   onFirstReady: (() => void) | null = null;
   onAllClosed: (() => void) | null = null;
+  /** A worker went away while the server was running (it is being replaced). */
+  onWorkerGone: ((link: WorkerLink) => void) | null = null;
 
   constructor(expected: number) {
     this.#expected = expected;
@@ -73,6 +75,19 @@ export class WorkerPool implements LinkEvents {
     return best;
   }
 
+  /** Workers ready to take requests now. */
+  get readyCount(): number {
+    return this.#ready.length;
+  }
+
+  /** Slot and pid of every connected worker that said HELLO. */
+  workers(): { slot: number; pid: number }[] {
+    const result: { slot: number; pid: number }[] = [];
+    for (const link of this.#links)
+      if (link.slot >= 0) result.push({ slot: link.slot, pid: link.pid });
+    return result;
+  }
+
   /** Call `waiter` with a worker as soon as one is ready (or with null when stopping). */
   wait(waiter: Waiter): void {
     this.#waiting.push(waiter);
@@ -111,6 +126,7 @@ export class WorkerPool implements LinkEvents {
     this.#ready = this.#ready.filter((l) => l !== link);
     if (!this.#stopping && link.slot >= 0) {
       log.debug(`Worker ${link.slot} [${link.pid}] disconnected`);
+      this.onWorkerGone?.(link);
     }
     if (this.#stopping && this.#links.size === 0) this.onAllClosed?.();
   }
