@@ -31,3 +31,17 @@ if [ ! -f "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ] || [ python/pyproj
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e python
   touch "$stamp"
 fi
+
+# nginx from Debian, for the end-to-end test of the nginx configuration in docs/deployment.md.
+# Optional: only as root with apt, bounded in time, and never failing the setup; without nginx
+# that one test is skipped and says why. SALTARE_SETUP_NGINX=0 skips the attempt.
+NGINX_VERSION=1.22.1-9+deb12u11
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null && [ "${SALTARE_SETUP_NGINX:-1}" != 0 ]; then
+  echo "setup: installing nginx-light $NGINX_VERSION from Debian (optional, for one test)"
+  install="apt-get install -y -qq --no-install-recommends nginx-light=$NGINX_VERSION"
+  if ! DEBIAN_FRONTEND=noninteractive timeout 240 \
+    bash -c "$install || (apt-get update -qq && $install)" >/dev/null 2>&1 < /dev/null; then
+    echo "setup: could not install nginx-light; the nginx end-to-end test will be skipped"
+  fi
+fi
