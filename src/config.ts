@@ -8,6 +8,13 @@ export interface RouterConfig {
   port: number;
   uds: string | null;
   workers: number;
+  max_requests: number;
+  max_requests_jitter: number;
+  max_worker_memory: number;
+  reload: boolean;
+  app_dir: string;
+  /** Reload generation of the Python process this config is for (router to child). */
+  generation?: number;
   /** Unix socket the workers connect to; in spawn mode the router picks one. */
   worker_socket: string | null;
   log_level: "critical" | "error" | "warning" | "info" | "debug" | "trace";
@@ -32,11 +39,19 @@ export interface RouterConfig {
   python_path: string | null;
 }
 
-const FIELDS: Record<keyof RouterConfig, "string" | "number" | "boolean" | "string?"> = {
+const FIELDS: Record<
+  Exclude<keyof RouterConfig, "generation">,
+  "string" | "number" | "boolean" | "string?"
+> = {
   host: "string",
   port: "number",
   uds: "string?",
   workers: "number",
+  max_requests: "number",
+  max_requests_jitter: "number",
+  max_worker_memory: "number",
+  reload: "boolean",
+  app_dir: "string",
   worker_socket: "string?",
   log_level: "string",
   keep_alive_timeout: "number",

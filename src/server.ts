@@ -583,6 +583,7 @@ export class Http1Connection implements StreamHandler, ClientConnection {
 
   onMessage(): void {}
   onWsClose(): void {}
+  onWorkerRetiring(): void {}
 
   onBody(body: Uint8Array, end: boolean): void {
     const ex = this.#ex;

@@ -38,7 +38,7 @@ from typing import Any
 from ._errors import ServerError
 from ._logging import logger
 from ._system import die_with_parent
-from ._worker import EXIT_STARTUP_FAILED, run_worker
+from ._worker import EXIT_RECYCLED, EXIT_STARTUP_FAILED, run_worker
 
 __all__ = ["EXIT_CRASH_LOOP", "Supervisor", "find_bun", "find_router"]
 
@@ -375,6 +375,12 @@ class Supervisor:
         code = os.waitstatus_to_exitcode(status)
         if self._stopping:
             logger.debug("Worker %d [%d] exited (%d)", slot, pid, code)
+            return
+        if code == EXIT_RECYCLED:
+            # The router drained it on purpose (--max-requests, --max-worker-memory): a fresh
+            # fork takes its slot, and it does not count towards a crash loop.
+            logger.info("Worker %d [%d] recycled; starting a new one", slot, pid)
+            self._spawn(slot, socket_path)
             return
         if code == 0:
             # Workers exit 0 only when the router sent them SHUTDOWN: the server is stopping
