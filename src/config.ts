@@ -18,6 +18,13 @@ export interface RouterConfig {
   /** Unix socket the workers connect to; in spawn mode the router picks one. */
   worker_socket: string | null;
   log_level: "critical" | "error" | "warning" | "info" | "debug" | "trace";
+  ssl_certfile: string | null;
+  ssl_keyfile: string | null;
+  ssl_keyfile_password: string | null;
+  ssl_ca_certs: string | null;
+  ssl_cert_reqs: "none" | "optional" | "required";
+  ssl_min_version: "1.2" | "1.3";
+  ssl_ciphers: string | null;
   keep_alive_timeout: number;
   header_timeout: number;
   body_timeout: number;
@@ -54,6 +61,13 @@ const FIELDS: Record<
   app_dir: "string",
   worker_socket: "string?",
   log_level: "string",
+  ssl_certfile: "string?",
+  ssl_keyfile: "string?",
+  ssl_keyfile_password: "string?",
+  ssl_ca_certs: "string?",
+  ssl_cert_reqs: "string",
+  ssl_min_version: "string",
+  ssl_ciphers: "string?",
   keep_alive_timeout: "number",
   header_timeout: "number",
   body_timeout: "number",

@@ -23,6 +23,7 @@ import {
 } from "./http1/response.ts";
 import { log } from "./log.ts";
 import { noteTransient } from "./memory.ts";
+import { tlsOptions } from "./tls.ts";
 import { WsConnection } from "./websocket.ts";
 import type { WorkerPool } from "./workers.ts";
 import {
@@ -757,6 +758,15 @@ export class Http1Connection implements StreamHandler, ClientConnection {
   }
 }
 
+function hasPeerCertificate(socket: Socket<ClientConnection>): boolean {
+  try {
+    const cert = socket.getPeerCertificate() as { raw?: unknown } | null;
+    return cert !== null && cert !== undefined && cert.raw !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** Granularity of connection deadlines. */
 export const SWEEP_INTERVAL_MS = 100;
 
@@ -799,6 +809,13 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
       log.debug(`client socket error: ${error.message}`);
       socket.data?.onClose();
     },
+    handshake(socket: Socket<ClientConnection>, _success: boolean, error: Error | null) {
+      // --ssl-cert-reqs optional: a certificate that was sent must verify (none is fine).
+      if (error !== null && config.ssl_cert_reqs === "optional" && hasPeerCertificate(socket)) {
+        log.debug(`client certificate refused: ${error.message}`);
+        socket.terminate();
+      }
+    },
   };
   let listener: SocketListener<ClientConnection>;
   let address: string;
@@ -808,16 +825,19 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
     full.serverPort = "";
     address = `unix:${config.uds}`;
   } else {
+    const tls = tlsOptions(config, ["http/1.1"]);
     const tcp = Bun.listen<ClientConnection>({
       hostname: config.host,
       port: config.port,
       socket: handlers,
+      ...(tls === null ? {} : { tls }),
     });
     listener = tcp;
+    full.scheme = tls === null ? "http" : "https";
     full.serverHost = config.host;
     full.serverPort = String(tcp.port);
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-    address = `http://${host}:${tcp.port}`;
+    address = `${full.scheme}://${host}:${tcp.port}`;
   }
   return { listener, ctx: full, address };
 }
