@@ -19,6 +19,8 @@ export interface ChildSpec {
   env: Record<string, string | undefined>;
   /** The child is a zygote (several workers): SIGTERM tells it to stop replacing them. */
   zygote: boolean;
+  /** Reload generation (0 = the first start); its workers say it in HELLO. */
+  generation: number;
 }
 
 export class PythonChild {
@@ -37,6 +39,10 @@ export class PythonChild {
 
   get running(): boolean {
     return this.#proc !== null;
+  }
+
+  get generation(): number {
+    return this.#spec.generation;
   }
 
   /** A worker announced READY: from now on a death is a crash, not a failed start. */

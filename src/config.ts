@@ -8,9 +8,23 @@ export interface RouterConfig {
   port: number;
   uds: string | null;
   workers: number;
+  max_requests: number;
+  max_requests_jitter: number;
+  max_worker_memory: number;
+  reload: boolean;
+  app_dir: string;
+  /** Reload generation of the Python process this config is for (router to child). */
+  generation?: number;
   /** Unix socket the workers connect to; in spawn mode the router picks one. */
   worker_socket: string | null;
   log_level: "critical" | "error" | "warning" | "info" | "debug" | "trace";
+  ssl_certfile: string | null;
+  ssl_keyfile: string | null;
+  ssl_keyfile_password: string | null;
+  ssl_ca_certs: string | null;
+  ssl_cert_reqs: "none" | "optional" | "required";
+  ssl_min_version: "1.2" | "1.3";
+  ssl_ciphers: string | null;
   keep_alive_timeout: number;
   header_timeout: number;
   body_timeout: number;
@@ -50,13 +64,25 @@ export interface RouterConfig {
 
 type FieldKind = "string" | "number" | "boolean" | "string?" | "number?" | "string[]";
 
-const FIELDS: Record<keyof RouterConfig, FieldKind> = {
+const FIELDS: Record<Exclude<keyof RouterConfig, "generation">, FieldKind> = {
   host: "string",
   port: "number",
   uds: "string?",
   workers: "number",
+  max_requests: "number",
+  max_requests_jitter: "number",
+  max_worker_memory: "number",
+  reload: "boolean",
+  app_dir: "string",
   worker_socket: "string?",
   log_level: "string",
+  ssl_certfile: "string?",
+  ssl_keyfile: "string?",
+  ssl_keyfile_password: "string?",
+  ssl_ca_certs: "string?",
+  ssl_cert_reqs: "string",
+  ssl_min_version: "string",
+  ssl_ciphers: "string?",
   keep_alive_timeout: "number",
   header_timeout: "number",
   body_timeout: "number",

@@ -17,6 +17,7 @@ import { PythonChild } from "./children.ts";
 import { type ConfigError, parseConfig, type RouterConfig } from "./config.ts";
 import { log, setLogFormat, setLogLevel } from "./log.ts";
 import { createObservers } from "./observe/endpoints.ts";
+import { watchSources } from "./reloader.ts";
 import {
   type ClientConnection,
   listen,
@@ -65,12 +66,23 @@ function main(): number {
     workdir = mkdtempSync(join(tmpdir(), "saltare-"));
     config.worker_socket = join(workdir, "workers.sock");
   }
-  const pool = new WorkerPool(config.workers);
+  const pool = new WorkerPool({
+    workers: config.workers,
+    maxRequests: config.max_requests,
+    maxRequestsJitter: config.max_requests_jitter,
+    maxWorkerMemoryMiB: config.max_worker_memory,
+    drainTimeoutMs: config.shutdown_timeout * 1000,
+  });
   pool.listen(config.worker_socket);
 
   const connections = new Set<ClientConnection>();
   let stopping = false;
+  /** The Python process whose workers serve (spawn mode). */
   let child: PythonChild | null = null;
+  /** A reload in progress: the new Python process, until all its workers are ready. */
+  let candidate: PythonChild | null = null;
+  /** Replaced Python processes still finishing their requests. */
+  const retired = new Set<PythonChild>();
   let ctx: ServerContext;
   let stopListening: () => void;
 
@@ -82,6 +94,8 @@ function main(): number {
   };
   const exit = (code: number): never => {
     child?.kill();
+    candidate?.kill();
+    for (const old of retired) old.kill();
     cleanup();
     process.exit(code);
   };
@@ -133,22 +147,83 @@ function main(): number {
     finish();
   };
 
-  if (spawnMode) {
+  const makeChild = (generation: number): PythonChild => {
     const env: Record<string, string | undefined> = { ...process.env };
     // Socket activation was meant for this process, not for the Python side.
     delete env.LISTEN_FDS;
     delete env.LISTEN_PID;
     delete env.LISTEN_FDNAMES;
-    env.SALTARE_CHILD_CONFIG = JSON.stringify(config);
+    env.SALTARE_CHILD_CONFIG = JSON.stringify({ ...config, generation });
     if (config.python_path !== null) {
       env.PYTHONPATH = [config.python_path, env.PYTHONPATH].filter(Boolean).join(":");
     }
-    child = new PythonChild(
-      { python: config.python ?? "python3", env, zygote: config.workers > 1 },
-      (code) => exit(code),
-    );
-    child.onExited = finish;
+    const spec = {
+      python: config.python ?? "python3",
+      env,
+      zygote: config.workers > 1,
+      generation,
+    };
+    const made: PythonChild = new PythonChild(spec, (code) => {
+      if (made === candidate) {
+        // The new code cannot start (import error, failed startup, crash loop): keep serving
+        // with what runs now. The child's own output above says why.
+        log.error(`Reload failed (status ${code}); the previous workers keep serving`);
+        candidate = null;
+        made.kill();
+        pool.abandonGeneration(generation);
+      } else if (made === child) {
+        exit(code);
+      }
+    });
+    made.onExited = () => {
+      retired.delete(made);
+      finish();
+    };
+    return made;
+  };
+
+  /**
+   * Start a fresh Python process (a new generation: the app is imported anew, so code changes
+   * take effect); its workers take over once all of them are ready (WorkerPool), and the
+   * current ones are drained. SIGHUP, --reload and recycling a lone worker end up here.
+   */
+  const reload = (why: string) => {
+    if (!spawnMode) {
+      log.warning(
+        `Reload (${why}) is only available when saltare is started from the command line`,
+      );
+      return;
+    }
+    if (stopping || candidate !== null) return;
+    const generation = pool.generation + 1;
+    log.info(`Reloading (${why}): starting generation ${generation}`);
+    candidate = makeChild(generation);
+    candidate.start();
+  };
+
+  pool.onGenerationReady = (generation) => {
+    if (candidate === null || candidate.generation !== generation) return;
+    const old = child;
+    child = candidate;
+    candidate = null;
+    child.markReady();
+    if (old !== null) {
+      retired.add(old);
+      old.stop();
+    }
+  };
+  pool.onRecycle = (link, why) => {
+    // A lone worker has no zygote to fork its replacement: a new Python process starts first,
+    // so that requests never wait for a worker. Forked workers are replaced in place.
+    if (spawnMode && config.workers === 1) reload(`recycling the worker: ${why}`);
+    else pool.recycleInPlace(link, why);
+  };
+
+  if (spawnMode) {
+    child = makeChild(0);
     child.start();
+    process.on("SIGHUP", () => reload("SIGHUP"));
+    if (config.reload) watchSources(config.app_dir, (path) => reload(`${path} changed`));
   }
 
   let signals = 0;

@@ -34,6 +34,7 @@ import type { Metrics } from "./observe/metrics.ts";
 import { type ForwardedClient, resolveForwarded } from "./proxy/forwarded.ts";
 import { parseProxyHeader } from "./proxy/proxy-protocol.ts";
 import type { TrustList } from "./proxy/trust.ts";
+import { tlsOptions } from "./tls.ts";
 import { WsConnection } from "./websocket.ts";
 import type { WorkerPool } from "./workers.ts";
 import {
@@ -697,6 +698,7 @@ export class Http1Connection implements StreamHandler, ClientConnection {
 
   onMessage(): void {}
   onWsClose(): void {}
+  onWorkerRetiring(): void {}
 
   onBody(body: Uint8Array, end: boolean): void {
     const ex = this.#ex;
@@ -1064,6 +1066,15 @@ class ProxyPreamble implements ClientConnection {
   }
 }
 
+function hasPeerCertificate(socket: Socket<ClientConnection>): boolean {
+  try {
+    const cert = socket.getPeerCertificate() as { raw?: unknown } | null;
+    return cert !== null && cert !== undefined && cert.raw !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** Granularity of connection deadlines. */
 export const SWEEP_INTERVAL_MS = 100;
 
@@ -1115,6 +1126,13 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort" | "u
       log.debug(`client socket error: ${error.message}`);
       socket.data?.onClose();
     },
+    handshake(socket: Socket<ClientConnection>, _success: boolean, error: Error | null) {
+      // --ssl-cert-reqs optional: a certificate that was sent must verify (none is fine).
+      if (error !== null && config.ssl_cert_reqs === "optional" && hasPeerCertificate(socket)) {
+        log.debug(`client certificate refused: ${error.message}`);
+        socket.terminate();
+      }
+    },
   };
   let listener: SocketListener<ClientConnection>;
   let address: string;
@@ -1137,17 +1155,20 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort" | "u
     full.serverPort = "";
     address = `unix:${config.uds}`;
   } else {
+    const tls = tlsOptions(config, ["http/1.1"]);
     const tcp = Bun.listen<ClientConnection>({
       hostname: config.host,
       port: config.port,
       socket: handlers,
+      ...(tls === null ? {} : { tls }),
     });
     listener = tcp;
     full.unix = false;
+    full.scheme = tls === null ? "http" : "https";
     full.serverHost = config.host;
     full.serverPort = String(tcp.port);
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-    address = `http://${host}:${tcp.port}`;
+    address = `${full.scheme}://${host}:${tcp.port}`;
   }
   return { listener, ctx: full, address };
 }

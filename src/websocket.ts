@@ -137,6 +137,7 @@ export class WsConnection implements StreamHandler, ClientConnection {
   /** Send a client message to the worker, as far as its credit goes; hold the rest. */
   #forward(kind: number, data: Uint8Array): void {
     const link = this.#link as WorkerLink;
+    link.countMessage();
     if (data.byteLength <= this.#credit) {
       this.#credit -= data.byteLength;
       link.sendMessage(this.#stream, kind, data, true);
@@ -380,11 +381,20 @@ export class WsConnection implements StreamHandler, ClientConnection {
 
   /** Server shutdown: close with 1001 (going away); the app hears the same code. */
   closeIfIdle(): void {
+    this.#goAway(CloseCode.GoingAway);
+  }
+
+  /** Its worker is being recycled or reloaded: 1012 (service restart) invites a reconnect. */
+  onWorkerRetiring(): void {
+    this.#goAway(CloseCode.ServiceRestart);
+  }
+
+  #goAway(code: number): void {
     if (this.#closed || this.#closeSent) return;
     this.#closeSent = true;
-    this.#write(encodeClose(CloseCode.GoingAway, ""));
+    this.#write(encodeClose(code, ""));
     this.#closeDeadline = performance.now() + CLOSE_TIMEOUT_MS;
-    this.#tellWorkerClosed(CloseCode.GoingAway, "");
+    this.#tellWorkerClosed(code, "");
     this.#resume();
   }
 

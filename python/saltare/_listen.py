@@ -74,4 +74,6 @@ def prepare_listen_fd(config: dict[str, Any]) -> None:
     if config["fd"] is None:
         config.update(fd_family=None, fd_address=None, fd_port=None)
         return
+    if config.get("ssl_certfile") is not None:
+        raise ConfigError("--ssl-certfile cannot be used with --fd or socket activation")
     config.update(describe_fd(config["fd"]))

@@ -161,6 +161,36 @@ OPTIONS: tuple[Option, ...] = (
         512,
     ),
     Option(
+        "max_requests",
+        "int",
+        0,
+        "Recycle a worker after this many requests and WebSocket messages (0 = never).",
+        0,
+        2**31,
+    ),
+    Option(
+        "max_requests_jitter",
+        "int",
+        0,
+        "Add a random 0..N to --max-requests per worker, so workers do not recycle together.",
+        0,
+        2**31,
+    ),
+    Option(
+        "max_worker_memory",
+        "int",
+        0,
+        "Recycle a worker whose memory (Pss, MiB, sampled every 5 s) exceeds this (0 = never).",
+        0,
+        2**20,
+    ),
+    Option(
+        "reload",
+        "bool",
+        False,
+        "Development: restart the Python side when a .py file under --app-dir changes.",
+    ),
+    Option(
         "loop",
         "choice",
         "auto",
@@ -249,6 +279,49 @@ OPTIONS: tuple[Option, ...] = (
         "bool",
         False,
         "Expect a PROXY protocol v1/v2 header at the start of connections from trusted peers.",
+    ),
+    Option(
+        "ssl_certfile",
+        "str",
+        None,
+        "TLS certificate chain (PEM); serves HTTPS/WSS. Needs --ssl-keyfile.",
+        metavar="FILE",
+    ),
+    Option("ssl_keyfile", "str", None, "TLS private key (PEM).", metavar="FILE"),
+    Option(
+        "ssl_keyfile_password",
+        "str",
+        None,
+        "Password of an encrypted --ssl-keyfile.",
+        metavar="PASSWORD",
+    ),
+    Option(
+        "ssl_ca_certs",
+        "str",
+        None,
+        "CA certificates (PEM) that client certificates must chain to (mTLS).",
+        metavar="FILE",
+    ),
+    Option(
+        "ssl_cert_reqs",
+        "choice",
+        "none",
+        "Client certificates: none, optional (verified when sent), required.",
+        choices=("none", "optional", "required"),
+    ),
+    Option(
+        "ssl_min_version",
+        "choice",
+        "1.2",
+        "Oldest TLS version accepted (1.0 and 1.1 are never offered, RFC 8996).",
+        choices=("1.2", "1.3"),
+    ),
+    Option(
+        "ssl_ciphers",
+        "str",
+        None,
+        "TLS 1.2 cipher list in OpenSSL syntax (default: BoringSSL's).",
+        metavar="LIST",
     ),
     Option(
         "keep_alive_timeout",
@@ -441,6 +514,60 @@ def _parse_size(value: Any) -> int:
     return int(text)
 
 
+def _check_tls(config: dict[str, Any]) -> None:
+    """Options that only make sense together, and TLS files that must load (one-line errors)."""
+    import ssl  # noqa: PLC0415 - only when TLS is configured
+
+    cert, key = config["ssl_certfile"], config["ssl_keyfile"]
+    if (cert is None) != (key is None):
+        raise ConfigError("--ssl-certfile and --ssl-keyfile must be given together")
+    if cert is None:
+        for name in ("ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers"):
+            if config[name] is not None:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} needs --ssl-certfile and --ssl-keyfile")
+        if config["ssl_cert_reqs"] != "none":
+            raise ConfigError("--ssl-cert-reqs needs --ssl-certfile and --ssl-keyfile")
+        return
+    if config["uds"] is not None:
+        raise ConfigError("--ssl-certfile cannot be used with --uds (terminate TLS in front)")
+    if config["proxy_protocol"]:
+        # The PROXY header precedes the TLS handshake, and Bun's TLS layer reads those bytes
+        # before the router sees them.
+        raise ConfigError("--proxy-protocol cannot be used with --ssl-certfile")
+    for flag, path in (("--ssl-certfile", cert), ("--ssl-keyfile", key)):
+        if not os.path.isfile(path):
+            raise ConfigError(f"invalid value for {flag}: {path!r} is not a readable file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, config["ssl_keyfile_password"])
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        raise ConfigError(
+            f"invalid value for --ssl-keyfile: cannot load {key!r} with certificate {cert!r}: "
+            f"{reason} (wrong key, wrong password, or not PEM)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"invalid value for --ssl-certfile: {exc}") from None
+    if config["ssl_ciphers"] is not None:
+        try:
+            context.set_ciphers(config["ssl_ciphers"])
+        except ssl.SSLError:
+            raise ConfigError(
+                f"invalid value for --ssl-ciphers: {config['ssl_ciphers']!r} names no cipher"
+            ) from None
+    ca = config["ssl_ca_certs"]
+    if ca is not None:
+        try:
+            context.load_verify_locations(cafile=ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"invalid value for --ssl-ca-certs: cannot load {ca!r}: {exc}"
+            ) from None
+    if config["ssl_cert_reqs"] != "none" and ca is None:
+        raise ConfigError("--ssl-cert-reqs optional/required needs --ssl-ca-certs")
+
+
 def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Merge defaults < ``SALTARE_*`` environment < given values, validating every one.
 
@@ -460,4 +587,5 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             resolved[opt.name] = _convert(opt, env[opt.env])
         else:
             resolved[opt.name] = opt.default
+    _check_tls(resolved)
     return resolved

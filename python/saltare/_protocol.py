@@ -35,6 +35,8 @@ __all__ = [
     "RESET_PROTOCOL",
     "RESPONSE",
     "SHUTDOWN",
+    "SHUTDOWN_RECYCLE",
+    "SHUTDOWN_STOP",
     "VERSION",
     "WINDOW",
     "Decoder",
@@ -46,6 +48,7 @@ __all__ = [
     "decode_request",
     "decode_reset",
     "decode_response",
+    "decode_shutdown",
     "decode_window",
     "encode_body",
     "encode_close",
@@ -57,6 +60,7 @@ __all__ = [
     "encode_request",
     "encode_reset",
     "encode_response",
+    "encode_shutdown",
     "encode_window",
 ]
 
@@ -83,6 +87,9 @@ PONG: Final = 0x14
 FLAG_END: Final = 0x01
 #: On REQUEST only: the request expects 100-continue (docs/protocol.md).
 FLAG_CONTINUE: Final = 0x02
+
+SHUTDOWN_STOP: Final = 0
+SHUTDOWN_RECYCLE: Final = 1
 
 MESSAGE_TEXT: Final = 1
 MESSAGE_BINARY: Final = 2
@@ -123,12 +130,12 @@ _HEADER_RESPONSE: Final = struct.Struct(">IBBIHI")
 _HEADER_U8: Final = struct.Struct(">IBBIB")
 # frame header + RESET's or CLOSE's code
 _HEADER_U16: Final = struct.Struct(">IBBIH")
-# frame header + HELLO's version, pid, slot
-_HEADER_HELLO: Final = struct.Struct(">IBBIHIH")
+# frame header + HELLO's version, pid, slot, generation
+_HEADER_HELLO: Final = struct.Struct(">IBBIHIHH")
 _U32: Final = struct.Struct(">I")
 _STATUS_HEAD: Final = struct.Struct(">HI")
 _U16: Final = struct.Struct(">H")
-_HELLO: Final = struct.Struct(">HIH")
+_HELLO: Final = struct.Struct(">HIHH")
 
 _NUL: Final = b"\0"
 _REQUEST_FIXED_FIELDS: Final = 9
@@ -302,9 +309,14 @@ def encode_continue(stream: int) -> bytes:
     return _HEADER.pack(0, CONTINUE, 0, stream)
 
 
-def encode_hello(pid: int, slot: int) -> bytes:
+def encode_hello(pid: int, slot: int, generation: int = 0) -> bytes:
     """The HELLO frame a worker sends first, carrying this module's VERSION."""
-    return _HEADER_HELLO.pack(8, HELLO, 0, 0, VERSION, pid, slot)
+    return _HEADER_HELLO.pack(10, HELLO, 0, 0, VERSION, pid, slot, generation)
+
+
+def encode_shutdown(reason: int) -> bytes:
+    """A SHUTDOWN frame (router to worker; here for tests)."""
+    return _HEADER.pack(1, SHUTDOWN, 0, 0) + bytes((reason,))
 
 
 def encode_control(ftype: int, payload: bytes = b"") -> bytes:
@@ -391,9 +403,16 @@ def decode_message(payload: bytes) -> tuple[int, bytes]:
     return kind, payload[1:]
 
 
-def decode_hello(payload: bytes) -> tuple[int, int, int]:
-    """A HELLO payload as (version, pid, slot)."""
-    if len(payload) != 8:
-        raise ProtocolError(f"peer sent a HELLO payload of {len(payload)} bytes, not 8")
-    version, pid, slot = _HELLO.unpack(payload)
-    return int(version), int(pid), int(slot)
+def decode_hello(payload: bytes) -> tuple[int, int, int, int]:
+    """A HELLO payload as (version, pid, slot, generation)."""
+    if len(payload) != 10:
+        raise ProtocolError(f"peer sent a HELLO payload of {len(payload)} bytes, not 10")
+    version, pid, slot, generation = _HELLO.unpack(payload)
+    return int(version), int(pid), int(slot), int(generation)
+
+
+def decode_shutdown(payload: bytes) -> int:
+    """A SHUTDOWN payload's reason: SHUTDOWN_STOP or SHUTDOWN_RECYCLE."""
+    if len(payload) != 1:
+        raise ProtocolError(f"peer sent a SHUTDOWN payload of {len(payload)} bytes, not 1")
+    return payload[0]

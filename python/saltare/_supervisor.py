@@ -38,7 +38,7 @@ from typing import Any
 from ._errors import ServerError
 from ._logging import logger
 from ._system import die_with_parent
-from ._worker import EXIT_STARTUP_FAILED, run_worker
+from ._worker import EXIT_RECYCLED, EXIT_STARTUP_FAILED, run_worker
 
 __all__ = ["EXIT_CRASH_LOOP", "Supervisor", "find_bun", "find_router"]
 
@@ -46,9 +46,13 @@ EXIT_CRASH_LOOP = 4
 
 _PKG = Path(__file__).resolve().parent
 _REPO = _PKG.parent.parent
-# A crash loop: more than this many worker deaths inside the window stops the server.
+# A crash loop: more than this many worker deaths inside the window. While other workers
+# still serve, replacements are delayed (doubling up to _BACKOFF_MAX); when none is left, the
+# server stops with a clear message.
 _CRASH_LIMIT = 5
 _CRASH_WINDOW = 10.0
+_BACKOFF_FIRST = 1.0
+_BACKOFF_MAX = 30.0
 
 
 def router_environment(config: dict[str, Any]) -> dict[str, str]:
@@ -137,6 +141,8 @@ class Supervisor:
         self._router_pidfd = -1
         self._workers: dict[int, tuple[int, int]] = {}  # slot -> (pid, pidfd)
         self._deaths: deque[float] = deque()
+        self._backoff = 0.0
+        self._respawn_at: dict[int, float] = {}  # slot -> when its delayed replacement starts
         self._stopping = False
         self._signals = 0
         self._stop_requested = False
@@ -213,6 +219,15 @@ class Supervisor:
                     logger.error("Processes did not exit in time; killing them")
                     self._kill_all()
                     return 1
+            if self._respawn_at and not self._stopping:
+                now = time.monotonic()
+                for slot, when in sorted(self._respawn_at.items()):
+                    if when <= now:
+                        del self._respawn_at[slot]
+                        self._spawn(slot, socket_path)
+                if self._respawn_at:
+                    wait = max(0.0, min(self._respawn_at.values()) - now)
+                    timeout = wait if timeout is None else min(timeout, wait)
             for key, _ in self._selector.select(timeout):
                 tag = key.data
                 if tag == "wake":
@@ -378,6 +393,12 @@ class Supervisor:
         if self._stopping:
             logger.debug("Worker %d [%d] exited (%d)", slot, pid, code)
             return
+        if code == EXIT_RECYCLED:
+            # The router drained it on purpose (--max-requests, --max-worker-memory): a fresh
+            # fork takes its slot, and it does not count towards a crash loop.
+            logger.info("Worker %d [%d] recycled; starting a new one", slot, pid)
+            self._spawn(slot, socket_path)
+            return
         if code == 0:
             # Workers exit 0 only when the router sent them SHUTDOWN: the server is stopping
             # (the SIGTERM saying so may still be on its way to this process).
@@ -396,18 +417,35 @@ class Supervisor:
         while self._deaths and now - self._deaths[0] > _CRASH_WINDOW:
             self._deaths.popleft()
         if len(self._deaths) > _CRASH_LIMIT:
+            if not self._workers:
+                logger.error(
+                    "Worker %d [%d] died (%s); %d worker deaths in %.0f s and no worker left "
+                    "running: giving up",
+                    slot,
+                    pid,
+                    how,
+                    len(self._deaths),
+                    _CRASH_WINDOW,
+                )
+                self._exit_code = 1
+                self._stopping = True
+                self._kill_all_soft()
+                return
+            # Others still serve: keep them, and retry this slot later, then later still.
+            self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2))
             logger.error(
-                "Worker %d [%d] died (%s); %d worker deaths in %.0f s, giving up",
+                "Worker %d [%d] died (%s); %d worker deaths in %.0f s: crash loop, next start "
+                "of this worker in %.0f s",
                 slot,
                 pid,
                 how,
                 len(self._deaths),
                 _CRASH_WINDOW,
+                self._backoff,
             )
-            self._exit_code = 1
-            self._stopping = True
-            self._kill_all_soft()
+            self._respawn_at[slot] = time.monotonic() + self._backoff
             return
+        self._backoff = 0.0
         logger.warning("Worker %d [%d] died (%s); starting a new one", slot, pid, how)
         self._spawn(slot, socket_path)
 

@@ -20,9 +20,11 @@ from ._scope import build_http_scope, build_websocket_scope
 from ._system import malloc_trim
 from ._websocket import WebSocketStream
 
-__all__ = ["EXIT_STARTUP_FAILED", "RouterLink", "run_worker"]
+__all__ = ["EXIT_RECYCLED", "EXIT_STARTUP_FAILED", "RouterLink", "run_worker"]
 
 EXIT_STARTUP_FAILED = 3
+#: The router recycled this worker (SHUTDOWN with reason recycle): the supervisor replaces it.
+EXIT_RECYCLED = 5
 
 
 class RouterLink(asyncio.Protocol):
@@ -86,7 +88,10 @@ class RouterLink(asyncio.Protocol):
                 if stream is not None:
                     stream.on_disconnect()
             elif ftype == proto.SHUTDOWN:
-                self._worker.request_stop(from_router=True)
+                reason = proto.decode_shutdown(payload)
+                self._worker.request_stop(
+                    from_router=True, recycle=reason == proto.SHUTDOWN_RECYCLE
+                )
             elif ftype == proto.PING:
                 self.write(proto.encode_control(proto.PONG, payload))
 
@@ -174,18 +179,21 @@ class Worker:
         self.lifespan_state: dict[str, Any] | None = None
         self._stop = asyncio.Event()
         self._grace = self._shutdown_timeout
+        self._recycled = False
+        self._generation: int = config.get("generation", 0)
 
-    def request_stop(self, *, from_router: bool = False) -> None:
+    def request_stop(self, *, from_router: bool = False, recycle: bool = False) -> None:
         # After the router's SHUTDOWN nothing in flight is still wanted (the router drained
         # first); after a SIGTERM sent to this worker alone, in-flight requests may finish.
         self._grace = 0.0 if from_router else self._shutdown_timeout
+        self._recycled = recycle
         self._stop.set()
 
     async def run(self, socket_path: str) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         _, link = await loop.create_unix_connection(lambda: RouterLink(self), socket_path)
-        link.write(proto.encode_hello(os.getpid(), self.slot))
+        link.write(proto.encode_hello(os.getpid(), self.slot, self._generation))
         if not await self.lifespan.startup():
             link.close()
             return EXIT_STARTUP_FAILED
@@ -208,7 +216,7 @@ class Worker:
             await asyncio.wait(pending, timeout=1.0)
         await self.lifespan.shutdown()
         link.close()
-        return 0
+        return EXIT_RECYCLED if self._recycled else 0
 
 
 def run_worker(app: Any, config: dict[str, Any], socket_path: str, slot: int) -> int:

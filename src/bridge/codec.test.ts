@@ -8,6 +8,7 @@ import {
   decodeRequest,
   decodeReset,
   decodeResponse,
+  decodeShutdown,
   decodeWindow,
   encodeBody,
   encodeClose,
@@ -18,6 +19,7 @@ import {
   encodeRequest,
   encodeReset,
   encodeResponse,
+  encodeShutdown,
   encodeWindow,
   FLAG_CONTINUE,
   FLAG_END,
@@ -46,7 +48,8 @@ interface FrameSpec {
   reset?: { code: number; reason: string };
   close?: { code: number; reason: string };
   message?: { kind: number; data: ByteSpec };
-  hello?: { version: number; pid: number; slot: number };
+  hello?: { version: number; pid: number; slot: number; generation: number };
+  shutdown?: { reason: number };
 }
 interface Vector {
   name: string;
@@ -158,6 +161,7 @@ function describeFrame([type, flags, stream, payload]: Frame): Record<string, un
   else if (type === FrameType.CLOSE) out.close = decodeClose(payload);
   else if (type === FrameType.MESSAGE) out.message = decodeMessage(payload);
   else if (type === FrameType.HELLO) out.hello = decodeHello(payload);
+  else if (type === FrameType.SHUTDOWN) out.shutdown = { reason: decodeShutdown(payload) };
   else out.payload = payload;
   return out;
 }
@@ -178,6 +182,7 @@ function expectedFrame(spec: FrameSpec): Record<string, unknown> {
   else if (spec.message) {
     out.message = { kind: spec.message.kind, data: toBytes(spec.message.data) };
   } else if (spec.hello) out.hello = spec.hello;
+  else if (spec.shutdown) out.shutdown = spec.shutdown;
   else if (spec.payload !== undefined) out.payload = toBytes(spec.payload);
   return out;
 }
@@ -229,10 +234,12 @@ function reencode([type, flags, stream, payload]: Frame): Uint8Array {
     case FrameType.CONTINUE:
       return encodeContinue(stream);
     case FrameType.HELLO: {
-      const { version, pid, slot } = decodeHello(payload);
+      const { version, pid, slot, generation } = decodeHello(payload);
       expect(version).toBe(VERSION);
-      return encodeHello(pid, slot);
+      return encodeHello(pid, slot, generation);
     }
+    case FrameType.SHUTDOWN:
+      return encodeShutdown(decodeShutdown(payload));
     default:
       return encodeControl(type, payload);
   }
@@ -497,8 +504,14 @@ describe("the spec and the code agree", () => {
     );
     expect(encodeContinue(1).length - HEADER_SIZE).toBe(fixedBytes("CONTINUE"));
     expect(encodeHello(1, 2).length - HEADER_SIZE).toBe(fixedBytes("HELLO"));
-    // HELLO's fields in the spec's order: u16 version, u32 pid, u16 slot.
-    expect(decodeHello(hexBytes("00010000abcd0007"))).toEqual({ version: 1, pid: 0xabcd, slot: 7 });
+    expect(encodeShutdown(0).length - HEADER_SIZE).toBe(fixedBytes("SHUTDOWN"));
+    // HELLO's fields in the spec's order: u16 version, u32 pid, u16 slot, u16 generation.
+    expect(decodeHello(hexBytes("00010000abcd00070009"))).toEqual({
+      version: 1,
+      pid: 0xabcd,
+      slot: 7,
+      generation: 9,
+    });
   });
 
   test("the vectors cover every frame type", () => {

@@ -385,15 +385,36 @@ export function encodeControl(type: number, payload: Uint8Array = EMPTY): Uint8A
 }
 
 /** The HELLO frame a worker sends first, carrying this module's VERSION. For tests. */
-export function encodeHello(pid: number, slot: number): Uint8Array {
-  const b = new Uint8Array(HEADER_SIZE + 8);
-  putHeader(b, 8, FrameType.HELLO, 0, 0);
+export function encodeHello(pid: number, slot: number, generation = 0): Uint8Array {
+  const b = new Uint8Array(HEADER_SIZE + 10);
+  putHeader(b, 10, FrameType.HELLO, 0, 0);
   b[10] = VERSION >>> 8;
   b[11] = VERSION;
   putU32(b, 12, pid);
   b[16] = slot >>> 8;
   b[17] = slot;
+  b[18] = generation >>> 8;
+  b[19] = generation;
   return b;
+}
+
+/** SHUTDOWN reasons (docs/protocol.md, "Control frames"). */
+export const ShutdownReason = { STOP: 0, RECYCLE: 1 } as const;
+
+/** A SHUTDOWN frame with its reason. */
+export function encodeShutdown(reason: number): Uint8Array {
+  const b = new Uint8Array(HEADER_SIZE + 1);
+  putHeader(b, 1, FrameType.SHUTDOWN, 0, 0);
+  b[10] = reason;
+  return b;
+}
+
+/** A SHUTDOWN payload's reason. For tests. */
+export function decodeShutdown(payload: Uint8Array): number {
+  if (payload.length !== 1) {
+    throw new ProtocolError(`peer sent a SHUTDOWN payload of ${payload.length} bytes, not 1`);
+  }
+  return payload[0] as number;
 }
 
 /** Splits a head block into its fields; an empty block has none. */
@@ -503,10 +524,24 @@ export function decodeMessage(payload: Uint8Array): { kind: number; data: Uint8A
   return { kind, data: payload.subarray(1) };
 }
 
-/** A HELLO payload. Throws ProtocolError when it is not 8 bytes. */
-export function decodeHello(payload: Uint8Array): { version: number; pid: number; slot: number } {
-  if (payload.length !== 8) {
-    throw new ProtocolError(`peer sent a HELLO payload of ${payload.length} bytes, not 8`);
+/** A HELLO payload. Throws ProtocolError when it is not 10 bytes. */
+export function decodeHello(payload: Uint8Array): {
+  version: number;
+  pid: number;
+  slot: number;
+  generation: number;
+} {
+  if (payload.length !== 10) {
+    // A worker of another version may send another size: report the version if it is there.
+    const version = payload.length >= 2 ? ` (version ${u16(payload, 0)})` : "";
+    throw new ProtocolError(
+      `peer sent a HELLO payload of ${payload.length} bytes, not 10${version}`,
+    );
   }
-  return { version: u16(payload, 0), pid: u32(payload, 2), slot: u16(payload, 6) };
+  return {
+    version: u16(payload, 0),
+    pid: u32(payload, 2),
+    slot: u16(payload, 6),
+    generation: u16(payload, 8),
+  };
 }

@@ -19,6 +19,7 @@ import {
   encodeMessage,
   encodeRequest,
   encodeReset,
+  encodeShutdown,
   encodeWindow,
   FLAG_END,
   FrameDecoder,
@@ -26,6 +27,7 @@ import {
   ProtocolError,
   type RequestHeadFields,
   ResetCode,
+  ShutdownReason,
   VERSION,
 } from "./codec.ts";
 
@@ -49,6 +51,8 @@ export interface StreamHandler {
   onMessage(kind: number, data: Uint8Array, end: boolean): void;
   /** The app closed its WebSocket; the stream is forgotten. */
   onWsClose(code: number, reason: string): void;
+  /** The worker is being retired: a WebSocket closes with 1012 so its client reconnects. */
+  onWorkerRetiring(): void;
 }
 
 /** Request-body chunks at least this large are sent to the worker without being copied. */
@@ -64,6 +68,10 @@ export interface LinkEvents {
   closed(link: WorkerLink): void;
   /** The link's write queue drained below the congestion mark. */
   writable(link: WorkerLink): void;
+  /** A retiring link has no stream left. */
+  drained(link: WorkerLink): void;
+  /** A stream was opened or a client message sent: the recycling count moved. */
+  used(link: WorkerLink): void;
 }
 
 /**
@@ -92,6 +100,12 @@ export class WorkerLink {
   inFlight = 0;
   /** Accepted WebSockets on this worker (they are pinned to it for their lifetime). */
   webSockets = 0;
+  /** Reload generation of the Python process that started this worker (from HELLO). */
+  generation = 0;
+  /** Requests and client WebSocket messages handed to this worker: --max-requests counts these. */
+  uses = 0;
+  /** No new streams: the worker is drained, then told to stop or recycle. */
+  retiring = false;
 
   constructor(socket: Socket<WorkerLink>, events: LinkEvents) {
     this.#socket = socket;
@@ -127,7 +141,9 @@ export class WorkerLink {
     this.#nextId = id >= 0xffffffff ? 1 : id + 1;
     this.#streams.set(id, handler);
     this.inFlight++;
+    this.uses++;
     this.#write(encodeRequest(id, head, body, end, expectContinue));
+    this.#events.used(this);
     return id;
   }
 
@@ -165,6 +181,12 @@ export class WorkerLink {
     this.#write(data);
   }
 
+  /** Count one whole client message towards --max-requests (WebSocket-only workers recycle too). */
+  countMessage(): void {
+    this.uses++;
+    this.#events.used(this);
+  }
+
   /** The client closed the WebSocket (or went away): tell the app and forget the stream. */
   sendClose(id: number, code: number, reason: string): void {
     if (this.#forget(id)) this.#write(encodeClose(id, code, reason));
@@ -191,13 +213,29 @@ export class WorkerLink {
     this.#streams.delete(id);
     if (handler.webSocket) this.webSockets--;
     else this.inFlight--;
+    if (this.retiring && this.#streams.size === 0) this.#events.drained(this);
     return true;
   }
 
-  shutdown(): void {
+  /** No stream in flight or open. */
+  get empty(): boolean {
+    return this.#streams.size === 0;
+  }
+
+  /** Stop dispatching here; WebSockets are asked to close (1012) so that the worker drains. */
+  retire(): void {
+    if (this.retiring) return;
+    this.retiring = true;
+    for (const handler of [...this.#streams.values()]) {
+      if (handler.webSocket) handler.onWorkerRetiring();
+    }
+    if (this.#streams.size === 0) this.#events.drained(this);
+  }
+
+  shutdown(reason: number = ShutdownReason.STOP): void {
     if (this.#shutdownSent || this.#closed) return;
     this.#shutdownSent = true;
-    this.#write(encodeControl(FrameType.SHUTDOWN));
+    this.#write(encodeShutdown(reason));
   }
 
   // -- socket events --------------------------------------------------------------------------
@@ -344,6 +382,7 @@ export class WorkerLink {
         }
         this.pid = hello.pid;
         this.slot = hello.slot;
+        this.generation = hello.generation;
         return;
       }
       case FrameType.READY: {

@@ -10,7 +10,7 @@ export const HTTP_ERRORS = {
   BAD_TARGET: { status: 400, side: "peer", message: "Invalid request target" },
   URI_TOO_LONG: { status: 414, side: "peer", message: "Request line too long" },
   UNSUPPORTED_VERSION: { status: 505, side: "peer", message: "HTTP version not supported" },
-  METHOD_NOT_ALLOWED: { status: 405, side: "peer", message: "Method not allowed" },
+  METHOD_NOT_IMPLEMENTED: { status: 501, side: "peer", message: "Method not implemented" },
   BAD_LINE_ENDING: { status: 400, side: "peer", message: "Line not terminated by CRLF" },
   BAD_HEADER: { status: 400, side: "peer", message: "Malformed header field" },
   HEADERS_TOO_LARGE: {
@@ -30,6 +30,11 @@ export const HTTP_ERRORS = {
     status: 400,
     side: "peer",
     message: "Transfer-Encoding is not allowed in HTTP/1.0",
+  },
+  CHUNKED_NOT_FINAL: {
+    status: 400,
+    side: "peer",
+    message: "Transfer-Encoding does not end with a single chunked coding",
   },
   UNSUPPORTED_TRANSFER_ENCODING: {
     status: 501,

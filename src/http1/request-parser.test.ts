@@ -246,6 +246,21 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "with an absolute-form target, Host says the target's authority whatever was sent",
+    input: "GET http://good.example:8080/p HTTP/1.1\r\nX: 1\r\nHOST: evil.example\r\n\r\n",
+    events: [{ head: { headers: ["X", "1", "HOST", "good.example:8080"] } }, "end"],
+  },
+  {
+    name: "an HTTP/1.0 absolute-form request without Host gets the target's authority as Host",
+    input: "GET http://h:81/p HTTP/1.0\r\nX: 1\r\n\r\n",
+    events: [{ head: { headers: ["X", "1", "host", "h:81"] } }, "end"],
+  },
+  {
+    name: "Transfer-Encoding chunked with OWS and in any case is chunked",
+    input: req(["Transfer-Encoding: \tChunKed \t"], "1\r\na\r\n0\r\n\r\n"),
+    events: [{ head: { bodyKind: "chunked" } }, { body: "a" }, "end"],
+  },
+  {
     name: "OPTIONS * is accepted with the path *",
     input: "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
     events: [{ head: { method: "OPTIONS", target: "*", rawPath: "*", query: "" } }, "end"],
@@ -340,28 +355,75 @@ const CASES: Case[] = [
     501,
   ),
   rejects(
-    "Transfer-Encoding chunked, chunked is not implemented",
+    "two Transfer-Encoding fields gzip then chunked are one list: not implemented",
+    req(["Transfer-Encoding: gzip", "Transfer-Encoding: chunked"], "0\r\n\r\n"),
+    "UNSUPPORTED_TRANSFER_ENCODING",
+    501,
+  ),
+  rejects(
+    "Transfer-Encoding chunked, chunked is refused",
     req(["Transfer-Encoding: chunked, chunked"], "0\r\n\r\n"),
-    "UNSUPPORTED_TRANSFER_ENCODING",
-    501,
+    "CHUNKED_NOT_FINAL",
   ),
   rejects(
-    "two Transfer-Encoding chunked fields are not implemented",
+    "two Transfer-Encoding chunked fields are refused",
     req(["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"], "0\r\n\r\n"),
-    "UNSUPPORTED_TRANSFER_ENCODING",
-    501,
+    "CHUNKED_NOT_FINAL",
   ),
   rejects(
-    "Transfer-Encoding chunkedx is not implemented",
+    "Transfer-Encoding chunked then an empty field is refused",
+    req(["Transfer-Encoding: chunked", "Transfer-Encoding: "], "0\r\n\r\n"),
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "Transfer-Encoding chunked, identity is refused (chunked not final)",
+    req(["Transfer-Encoding: chunked, identity"], "0\r\n\r\n"),
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "Transfer-Encoding chunked, gzip is refused (chunked not final)",
+    req(["Transfer-Encoding: chunked, gzip"], "0\r\n\r\n"),
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "Transfer-Encoding gzip alone is refused (chunked not final)",
+    req(["Transfer-Encoding: gzip"], "0\r\n\r\n"),
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "Transfer-Encoding xchunked is refused",
+    req(["Transfer-Encoding: xchunked"], "0\r\n\r\n"),
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "Transfer-Encoding chunkedx is refused",
     req(["Transfer-Encoding: chunkedx"], "0\r\n\r\n"),
-    "UNSUPPORTED_TRANSFER_ENCODING",
-    501,
+    "CHUNKED_NOT_FINAL",
   ),
   rejects(
-    "Transfer-Encoding with an inner space is not implemented",
+    "Transfer-Encoding with an inner space is refused",
     req(["Transfer-Encoding: chun ked"], "0\r\n\r\n"),
-    "UNSUPPORTED_TRANSFER_ENCODING",
-    501,
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "Transfer-Encoding chunked with a trailing comma is refused",
+    req(["Transfer-Encoding: chunked,"], "0\r\n\r\n"),
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "Transfer-Encoding chunked with a leading comma is refused",
+    req(["Transfer-Encoding: , chunked"], "0\r\n\r\n"),
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "an empty Transfer-Encoding is refused",
+    req(["Transfer-Encoding:"], "0\r\n\r\n"),
+    "CHUNKED_NOT_FINAL",
+  ),
+  rejects(
+    "Transfer-Encoding with a leading vertical tab is refused",
+    req(["Transfer-Encoding: \x0bchunked"], "0\r\n\r\n"),
+    "BAD_HEADER",
   ),
   rejects(
     "Transfer-Encoding folded onto a continuation line is refused",
@@ -495,11 +557,28 @@ const CASES: Case[] = [
     "UNSUPPORTED_VERSION",
     505,
   ),
+  rejects("HTTP/0.9 is not supported", "GET / HTTP/0.9\r\n\r\n", "UNSUPPORTED_VERSION", 505),
   rejects(
-    "HTTP/1.2 is not supported",
-    "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+    "HTTP/3.0 is not supported",
+    "GET / HTTP/3.0\r\nHost: a\r\n\r\n",
     "UNSUPPORTED_VERSION",
     505,
+  ),
+  {
+    name: "HTTP/1.2 and HTTP/1.9 are served as HTTP/1.1",
+    input: "GET / HTTP/1.2\r\nHost: a\r\n\r\nGET / HTTP/1.9\r\nHost: a\r\n\r\n",
+    events: [
+      { head: { httpVersion: "1.1", keepAlive: true } },
+      "end",
+      { head: { httpVersion: "1.1", keepAlive: true } },
+      "end",
+    ],
+  },
+  rejects("HTTP/1.10 is malformed", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", "BAD_REQUEST_LINE"),
+  rejects(
+    "a version without minor is malformed",
+    "GET / HTTP/1\r\nHost: a\r\n\r\n",
+    "BAD_REQUEST_LINE",
   ),
   rejects("HTTP/1.1x is malformed", "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", "BAD_REQUEST_LINE"),
   rejects(
@@ -536,10 +615,10 @@ const CASES: Case[] = [
     "BAD_TARGET",
   ),
   rejects(
-    "CONNECT is not allowed",
+    "CONNECT is not implemented",
     "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-    "METHOD_NOT_ALLOWED",
-    405,
+    "METHOD_NOT_IMPLEMENTED",
+    501,
   ),
   rejects("asterisk-form with GET is refused", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", "BAD_TARGET"),
   rejects(
@@ -571,6 +650,31 @@ const CASES: Case[] = [
     "a DEL byte in the target is refused",
     "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n",
     "BAD_TARGET",
+  ),
+  rejects(
+    "a fragment in the path is refused",
+    "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",
+    "BAD_TARGET",
+  ),
+  rejects(
+    "a fragment in the query is refused",
+    "GET /a?x=1#b HTTP/1.1\r\nHost: a\r\n\r\n",
+    "BAD_TARGET",
+  ),
+  rejects(
+    "a fragment in an absolute-form target is refused",
+    "GET http://h/a#b HTTP/1.1\r\nHost: h\r\n\r\n",
+    "BAD_TARGET",
+  ),
+  rejects(
+    "an absolute-form target without Host is refused in HTTP/1.1",
+    "GET http://h/a HTTP/1.1\r\n\r\n",
+    "BAD_HOST",
+  ),
+  rejects(
+    "an absolute-form target does not excuse an invalid Host",
+    "GET http://h/a HTTP/1.1\r\nHost: a b\r\n\r\n",
+    "BAD_HOST",
   ),
   rejects(
     "a non-ASCII byte in the target is refused",

@@ -17,7 +17,8 @@ export const DEFAULT_LIMITS: ParserLimits = {
 /**
  * A parsed request head. All strings are latin1 "binary" strings: one char per received byte.
  * `headers` is flat `[name, value, name, value, ...]` in received order, duplicates kept, names
- * as received, values without leading/trailing whitespace.
+ * as received, values without leading/trailing whitespace; with an absolute-form target the
+ * Host value is the target's authority (appended as "host" to an HTTP/1.0 request without one).
  */
 export interface RequestHead {
   method: string;
@@ -475,6 +476,32 @@ function parseFieldLines(s: string, pos: number): string[] {
   }
 }
 
+/**
+ * Checks a Transfer-Encoding list. RFC 9112 §6.3 item 4: unless chunked is the final coding,
+ * the body length cannot be known and the server MUST answer 400; chunked MUST NOT be applied
+ * twice (§6.1). An empty list element is legal (RFC 9110 §5.6.1), but parsers disagree on
+ * whether "chunked," ends in chunked, so it is refused like a repeated Content-Length. With
+ * chunked last, other codings before it are well framed but not implemented: 501 (§6.1).
+ */
+function checkTransferCodings(te: string): void {
+  const codings = te.split(",");
+  const last = codings.length - 1;
+  for (let i = 0; i <= last; i++) {
+    const coding = trimOws(codings[i] as string);
+    if (coding.length === 0) throw bad("CHUNKED_NOT_FINAL", "Empty transfer coding");
+    if (eqLower(coding, "chunked") !== (i === last)) throw bad("CHUNKED_NOT_FINAL");
+  }
+  if (last > 0) throw bad("UNSUPPORTED_TRANSFER_ENCODING");
+}
+
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isOws(s.charCodeAt(a))) a++;
+  while (b > a && isOws(s.charCodeAt(b - 1))) b--;
+  return s.slice(a, b);
+}
+
 function isHost(s: string, allowEmpty: boolean): boolean {
   if (s.length === 0) return allowEmpty;
   for (let i = 0; i < s.length; i++) {
@@ -500,27 +527,39 @@ function parseHead(s: string): RequestHead {
     httpVersion = "1.1";
   } else if (version === "HTTP/1.0") {
     httpVersion = "1.0";
-  } else if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) {
-    // RFC 9110 §15.6.6: a well-formed version we do not speak (HTTP/2.0 preface, HTTP/1.2).
-    throw bad("UNSUPPORTED_VERSION");
-  } else {
+  } else if (!/^HTTP\/[0-9]\.[0-9]$/.test(version)) {
+    // RFC 9112 §2.3: HTTP-version is "HTTP/" DIGIT "." DIGIT, case-sensitive.
     throw bad("BAD_REQUEST_LINE");
+  } else if (version.charCodeAt(5) === 0x31) {
+    // RFC 9110 §6.2: a higher minor version of a major version we implement SHOULD be
+    // processed as the highest minor version we speak (HTTP/1.2 is an HTTP/1.1 request).
+    httpVersion = "1.1";
+  } else {
+    // RFC 9110 §15.6.6: 505 is for a major version we do not speak (HTTP/0.9, the HTTP/2.0
+    // preface, HTTP/3.0).
+    throw bad("UNSUPPORTED_VERSION");
   }
   const method = s.slice(0, sp1);
   for (let i = 0; i < sp1; i++) {
     if (TOKEN[s.charCodeAt(i)] !== 1) throw bad("BAD_METHOD");
   }
   // An ASGI application has no way to take over a tunnel, so CONNECT (RFC 9110 §9.3.6) is
-  // answered 405 rather than 400: the request is well formed, we just do not offer the method.
-  if (method === "CONNECT") throw bad("METHOD_NOT_ALLOWED", "CONNECT is not supported");
+  // answered 501 (RFC 9110 §15.6.2: a method the server supports for no resource) rather than
+  // 400: the request is well formed. Not 405, which MUST carry an Allow list (§15.5.6) and
+  // says the method works on some other resource.
+  if (method === "CONNECT") throw bad("METHOD_NOT_IMPLEMENTED", "CONNECT is not supported");
 
   const target = s.slice(sp1 + 1, sp2);
   for (let i = 0; i < target.length; i++) {
     const c = target.charCodeAt(i);
     if (c < 0x21 || c > 0x7e) throw bad("BAD_TARGET", "Invalid character in request target");
+    // RFC 9112 §3.2: no request-target form has a fragment; a "#" would reach the app as part
+    // of the path or query, where other parsers on the path stop at it.
+    if (c === 0x23) throw bad("BAD_TARGET", "Fragment in request target");
   }
   let rawPath: string;
   let query = "";
+  let authority: string | null = null;
   const c0 = target.charCodeAt(0);
   if (c0 === 0x2f) {
     // RFC 9112 §3.2.1 origin-form.
@@ -550,7 +589,8 @@ function parseHead(s: string): RequestHead {
     }
     // RFC 9110 §4.2.1: an http(s) URI with an empty host MUST be rejected; userinfo ("@") is
     // refused by the host character class (RFC 9110 §4.2.4).
-    if (!isHost(target.slice(schemeLen, p), false)) {
+    authority = target.slice(schemeLen, p);
+    if (!isHost(authority, false)) {
       throw bad("BAD_TARGET", "Invalid authority in absolute-form target");
     }
     const rest = target.slice(p);
@@ -562,8 +602,10 @@ function parseHead(s: string): RequestHead {
 
   const headers = parseFieldLines(s, lineEnd + 2);
   let hosts = 0;
+  let hostIndex = -1;
   let contentLength = -1;
-  let te = 0; // 0 absent, 1 "chunked", 2 anything else
+  // All Transfer-Encoding fields as one list (RFC 9110 §5.3), or null when there is none.
+  let te: string | null = null;
   let close = false;
   let keepAliveToken = false;
   let upgradeToken = false;
@@ -578,6 +620,7 @@ function parseHead(s: string): RequestHead {
           // RFC 9112 §3.2: more than one Host, or an invalid one, MUST get a 400.
           if (++hosts > 1) throw bad("BAD_HOST", "More than one Host header");
           if (!isHost(value, true)) throw bad("BAD_HOST", "Invalid Host header");
+          hostIndex = i;
         }
         break;
       case 6:
@@ -618,22 +661,25 @@ function parseHead(s: string): RequestHead {
         }
         break;
       case 17:
-        if (eqLower(name, "transfer-encoding")) {
-          // RFC 9112 §6.1: we implement only "chunked", and only alone: any other coding,
-          // a list, or a repeated field gets 501 (RFC 9112 §6.1: SHOULD respond 501).
-          te = te === 0 && eqLower(value, "chunked") ? 1 : 2;
-        }
+        if (eqLower(name, "transfer-encoding")) te = te === null ? value : `${te},${value}`;
         break;
     }
   }
   if (httpVersion === "1.1" && hosts === 0) throw bad("BAD_HOST", "Missing Host header");
+  if (authority !== null) {
+    // RFC 9112 §3.2.2: with an absolute-form target the server MUST ignore Host and use the
+    // target's authority. The app reads Host, so Host is made to say what the target says
+    // (validated above all the same: RFC 9112 §3.2 wants a 400 for an invalid one).
+    if (hostIndex >= 0) headers[hostIndex + 1] = authority;
+    else headers.push("host", authority);
+  }
   let bodyKind: RequestHead["bodyKind"] = "none";
-  if (te !== 0) {
+  if (te !== null) {
     // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request means faulty framing.
     if (httpVersion === "1.0") throw bad("BAD_TRANSFER_ENCODING");
     // RFC 9112 §6.1: a server MAY reject a request with both; we always do (smuggling).
     if (contentLength >= 0) throw bad("CONFLICTING_FRAMING");
-    if (te !== 1) throw bad("UNSUPPORTED_TRANSFER_ENCODING");
+    checkTransferCodings(te);
     bodyKind = "chunked";
   } else if (contentLength >= 0) {
     bodyKind = "length";

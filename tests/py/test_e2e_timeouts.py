@@ -142,3 +142,36 @@ def test_a_client_that_stops_reading_is_closed_after_the_write_timeout(serve):
         sock.close()
     assert ended
     assert received < size, "the whole response was delivered: the connection was not cut"
+
+
+def test_connections_over_the_limit_are_closed_at_once_and_the_others_unaffected(serve):
+    server = serve(ECHO, "--max-concurrent-connections", "3")
+    held = [RawConnection.to(server) for _ in range(3)]
+    try:
+        for conn in held:
+            conn.send(request("GET", "/held"))
+            assert conn.read_response().status == 200
+        # The fourth is accepted (the backlog stays drained) and closed without an answer.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as extra:
+            try:
+                extra.sendall(request("GET", "/extra"))
+                assert extra.recv(65536) == b""
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+        for conn in held:
+            conn.send(request("GET", "/still"))
+            assert conn.read_response().status == 200
+    finally:
+        for conn in held[1:]:
+            conn.close()
+    # Freed slots are usable again.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert httpx.get(server.url + "/again").status_code == 200
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    held[0].close()

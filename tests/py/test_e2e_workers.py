@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -112,3 +113,17 @@ def test_router_jit_baseline_is_the_default_and_full_keeps_every_tier(serve) -> 
     off = serve("fastapi_app:app", "--router-jit", "off")
     assert _router_environ(off).get("BUN_JSC_useJIT") == "0"
     assert httpx.get(off.url + "/pid").status_code == 200
+
+
+def test_a_crash_loop_backs_off_while_other_workers_keep_serving(serve) -> None:
+    server = serve("fastapi_app:app", "--workers", "2")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(7):
+            # Each crash kills whichever worker takes it; the zygote replaces it at once
+            # until the deaths look like a loop.
+            assert client.get("/crash").status_code in (502, 503)
+            time.sleep(0.2)
+        server.wait_log(r"crash loop, next start of this worker in \d+ s")
+        # The server keeps serving with the workers it has, and the delayed one comes back.
+        assert client.get("/pid").status_code == 200
+    assert server.proc.poll() is None

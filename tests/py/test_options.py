@@ -128,3 +128,13 @@ def test_socket_activation_is_only_for_the_process_it_names() -> None:
     assert systemd_listen_fd({"LISTEN_PID": "1", "LISTEN_FDS": "1"}) is None
     assert systemd_listen_fd({"LISTEN_PID": mine, "LISTEN_FDS": "0"}) is None
     assert systemd_listen_fd({}) is None
+
+
+def test_proxy_protocol_and_tls_are_refused_together(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(ConfigError, match="--proxy-protocol cannot be used with --ssl-certfile"):
+        resolve(
+            {"proxy_protocol": True, "ssl_certfile": str(cert), "ssl_keyfile": str(cert)},
+            environ={},
+        )

@@ -67,8 +67,10 @@ def decoded(frame: p.Frame) -> dict[str, Any]:
         kind, data = p.decode_message(payload)
         out["message"] = {"kind": kind, "data": data}
     elif ftype == p.HELLO:
-        version, pid, slot = p.decode_hello(payload)
-        out["hello"] = {"version": version, "pid": pid, "slot": slot}
+        version, pid, slot, generation = p.decode_hello(payload)
+        out["hello"] = {"version": version, "pid": pid, "slot": slot, "generation": generation}
+    elif ftype == p.SHUTDOWN:
+        out["shutdown"] = {"reason": p.decode_shutdown(payload)}
     else:
         out["payload"] = payload
     return out
@@ -131,9 +133,11 @@ def reencode(frame: p.Frame) -> bytes:
     if ftype == p.CONTINUE:
         return p.encode_continue(stream)
     if ftype == p.HELLO:
-        version, pid, slot = p.decode_hello(payload)
+        version, pid, slot, generation = p.decode_hello(payload)
         assert version == p.VERSION
-        return p.encode_hello(pid, slot)
+        return p.encode_hello(pid, slot, generation)
+    if ftype == p.SHUTDOWN:
+        return p.encode_shutdown(p.decode_shutdown(payload))
     return p.encode_control(ftype, payload)
 
 
@@ -384,8 +388,9 @@ def test_fixed_payload_fields_have_the_sizes_in_the_spec() -> None:
     assert len(p.encode_message(1, 1, b"", True)) - p.HEADER_SIZE == fixed_bytes("MESSAGE")
     assert len(p.encode_continue(1)) - p.HEADER_SIZE == fixed_bytes("CONTINUE")
     assert len(p.encode_hello(1, 2)) - p.HEADER_SIZE == fixed_bytes("HELLO")
-    # HELLO's fields in the spec's order: u16 version, u32 pid, u16 slot.
-    assert p.decode_hello(bytes.fromhex("00010000abcd0007")) == (1, 0xABCD, 7)
+    assert len(p.encode_shutdown(0)) - p.HEADER_SIZE == fixed_bytes("SHUTDOWN")
+    # HELLO's fields in the spec's order: u16 version, u32 pid, u16 slot, u16 generation.
+    assert p.decode_hello(bytes.fromhex("00010000abcd00070009")) == (1, 0xABCD, 7, 9)
 
 
 def test_the_vector_file_is_what_the_generator_writes() -> None:

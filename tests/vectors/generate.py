@@ -11,7 +11,8 @@ generator and a codec would need the same mistake made twice. Format of the file
 - "frames" are the frames that wire decodes to: type, flags, stream, and "payload" (a byte
   string) or the decoded payload: "request" {fields, body}, "response" {status, headers, body},
   "window" {increment}, "reset" and "close" {code, reason (a Unicode string, UTF-8 on the
-  wire)}, "message" {kind, data (a byte string)}, "hello" {version, pid, slot}.
+  wire)}, "message" {kind, data (a byte string)}, "hello" {version, pid, slot, generation},
+  "shutdown" {reason}.
 - "reencoded" (optional) is what re-encoding the frames gives when it differs from the wire
   (reserved flag bits are ignored on receipt and sent as 0).
 - "error" {"stage", "contains"}: the wire is invalid. Stage "frame": the frame decoder raises
@@ -124,12 +125,21 @@ def message(stream: int, kind: int, data: bytes, flags: int) -> tuple[bytes, dic
     }
 
 
-def hello(version: int, pid: int, slot: int) -> tuple[bytes, dict[str, Any]]:
-    return frame(HELLO, 0, 0, struct.pack(">HIH", version, pid, slot)), {
+def hello(version: int, pid: int, slot: int, generation: int = 0) -> tuple[bytes, dict[str, Any]]:
+    return frame(HELLO, 0, 0, struct.pack(">HIHH", version, pid, slot, generation)), {
         "type": HELLO,
         "flags": 0,
         "stream": 0,
-        "hello": {"version": version, "pid": pid, "slot": slot},
+        "hello": {"version": version, "pid": pid, "slot": slot, "generation": generation},
+    }
+
+
+def shutdown(reason: int) -> tuple[bytes, dict[str, Any]]:
+    return frame(SHUTDOWN, 0, 0, bytes((reason,))), {
+        "type": SHUTDOWN,
+        "flags": 0,
+        "stream": 0,
+        "shutdown": {"reason": reason},
     }
 
 
@@ -320,9 +330,14 @@ def build() -> list[dict[str, Any]]:
             close(0xFFFFFFFF, 4001, "bye caf\u00e9"),
         ),
         vec("hello", "The worker's first frame.", hello(2, 4242, 0)),
-        vec("hello-max", "HELLO with the largest pid and slot.", hello(2, 0xFFFFFFFF, 0xFFFF)),
+        vec(
+            "hello-max",
+            "HELLO with the largest pid, slot and generation.",
+            hello(2, 0xFFFFFFFF, 0xFFFF, 0xFFFF),
+        ),
         vec("ready", "READY: lifespan startup finished.", raw(READY, 0, 0, b"")),
-        vec("shutdown", "SHUTDOWN from the router.", raw(SHUTDOWN, 0, 0, b"")),
+        vec("shutdown", "SHUTDOWN from the router: stop.", shutdown(0)),
+        vec("shutdown-recycle", "SHUTDOWN with reason recycle.", shutdown(1)),
         vec("ping", "PING with 8 opaque bytes.", raw(PING, 0, 0, PING_DATA)),
         vec("pong", "PONG echoing a PING.", raw(PONG, 0, 0, PING_DATA)),
         vec(
@@ -340,7 +355,7 @@ def build() -> list[dict[str, Any]]:
         vec(
             "worker-to-router-sequence",
             "A worker's start and two responses, as one write.",
-            hello(2, 99, 3),
+            hello(2, 99, 3, 7),
             raw(READY, 0, 0, b""),
             response(1, 200, [b"content-length", b"2"], b"ok", END),
             response(2, 200, [], b"", 0),
@@ -466,10 +481,17 @@ def build() -> list[dict[str, Any]]:
         },
         {
             "name": "invalid-hello-length",
-            "description": "A HELLO payload that is not 8 bytes.",
-            "wire": [hexb(frame(HELLO, 0, 0, struct.pack(">HI", 1, 5)))],
+            "description": "A HELLO payload that is not 10 bytes (version 1's 8-byte HELLO).",
+            "wire": [hexb(frame(HELLO, 0, 0, struct.pack(">HIH", 1, 5, 0)))],
             "frames": [{"type": HELLO, "flags": 0, "stream": 0}],
-            "error": {"stage": "payload", "contains": "not 8"},
+            "error": {"stage": "payload", "contains": "not 10"},
+        },
+        {
+            "name": "invalid-shutdown-empty",
+            "description": "A SHUTDOWN without its reason byte.",
+            "wire": [hexb(frame(SHUTDOWN, 0, 0, b""))],
+            "frames": [{"type": SHUTDOWN, "flags": 0, "stream": 0}],
+            "error": {"stage": "payload", "contains": "not 1"},
         },
     ]
     names = [v["name"] for v in vectors]
