@@ -17,3 +17,28 @@ describe("docs/errors.md", () => {
     expect(documented.sort()).toEqual(Object.keys(HTTP_ERRORS).sort());
   });
 });
+
+describe("docs/deployment.md", async () => {
+  const { Metrics } = await import("./observe/metrics.ts");
+  const deployment = await Bun.file(new URL("../docs/deployment.md", import.meta.url)).text();
+
+  test("documents every metric the router exposes", () => {
+    const text = new Metrics().render({
+      openConnections: 0,
+      readyWorkers: 0,
+      workers: [{ slot: 0, pid: 2 }],
+      routerPid: 1,
+      memory: {
+        byPid: new Map([
+          [1, { rss: 1, pss: 1 }],
+          [2, { rss: 1, pss: 1 }],
+        ]),
+        treeRss: 2,
+        treePss: 2,
+      },
+    });
+    const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] as string);
+    expect(names.length).toBeGreaterThan(10);
+    for (const name of names) expect(deployment, name).toContain(`\`${name}`);
+  });
+});

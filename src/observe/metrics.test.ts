@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { formatAccessLine } from "./access-log.ts";
+import { AccessLog, BATCH_BYTES, formatAccessLine } from "./access-log.ts";
 import { Metrics } from "./metrics.ts";
 import { parseSmapsRollup } from "./process-memory.ts";
 
@@ -90,5 +90,41 @@ describe("access log lines", () => {
     const parsed = JSON.parse(line);
     expect(parsed.path).toBe(hostile);
     expect(parsed.user_agent).toBe("\t\x00");
+  });
+});
+
+describe("access log batching", () => {
+  const entry = {
+    method: "GET",
+    path: "/",
+    status: 200,
+    bytes: 1,
+    latencyUs: 1,
+    client: null,
+    userAgent: null,
+    httpVersion: "1.1",
+  };
+
+  test("lines of one event-loop turn go out in one write of whole lines", async () => {
+    const writes: string[] = [];
+    const accessLog = new AccessLog([], (lines) => writes.push(lines));
+    for (let i = 0; i < 5; i++) accessLog.write({ ...entry, path: `/${i}` });
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes.length).toBe(1);
+    expect((writes[0] as string).split("\n").filter(Boolean).length).toBe(5);
+  });
+
+  test("no write is larger than PIPE_BUF unless a single line is", () => {
+    const writes: string[] = [];
+    const accessLog = new AccessLog([], (lines) => writes.push(lines));
+    for (let i = 0; i < 200; i++) accessLog.write({ ...entry, path: `/${"x".repeat(100)}` });
+    accessLog.flush();
+    expect(writes.length).toBeGreaterThan(1);
+    for (const lines of writes) {
+      expect(lines.length).toBeLessThanOrEqual(BATCH_BYTES);
+      expect(lines.endsWith("\n")).toBe(true);
+    }
+    expect(writes.join("").split("\n").filter(Boolean).length).toBe(200);
   });
 });
