@@ -11,6 +11,7 @@ import type { Socket, SocketListener } from "bun";
 import { INITIAL_WINDOW, type RequestHeadFields } from "./bridge/codec.ts";
 import type { StreamHandler, WorkerLink } from "./bridge/worker-link.ts";
 import type { RouterConfig } from "./config.ts";
+import { H2Session } from "./h2-session.ts";
 import { HttpError } from "./http1/errors.ts";
 import { DEFAULT_LIMITS, type RequestHead, RequestParser } from "./http1/request-parser.ts";
 import {
@@ -155,6 +156,19 @@ export class Http1Connection implements StreamHandler, ClientConnection {
     noteTransient(chunk.byteLength);
     if (this.#closing) return;
     let parser = this.#parser;
+    if (
+      parser === null &&
+      this.#served === 0 &&
+      this.#ctx.config.http2 &&
+      chunk.byteLength >= 3 &&
+      chunk[0] === 0x50 &&
+      chunk[1] === 0x52 &&
+      chunk[2] === 0x49
+    ) {
+      // "PRI": the HTTP/2 connection preface (RFC 9113 §3.4), a client with prior knowledge.
+      this.switchToHttp2(chunk);
+      return;
+    }
     if (parser === null) {
       parser = new RequestParser(DEFAULT_LIMITS);
       this.#parser = parser;
@@ -239,6 +253,20 @@ export class Http1Connection implements StreamHandler, ClientConnection {
     this.#out = null;
     this.#ctx.connections.delete(this);
     this.#ctx.onConnectionClosed();
+  }
+
+  /** Hand a fresh connection over to HTTP/2 (ALPN "h2", or the preface in clear text). */
+  switchToHttp2(first: Uint8Array | null): void {
+    if (this.#served > 0 || this.#ex !== null || this.#closed) return;
+    this.#closing = true;
+    this.#closed = true;
+    this.#parser = null;
+    this.#deadline = 0;
+    const session = new H2Session(this.#socket, this.#ctx, null);
+    this.#socket.data = session;
+    this.#ctx.connections.delete(this);
+    this.#ctx.connections.add(session);
+    if (first !== null) session.onData(first);
   }
 
   /** Close now if idle (used when the server starts draining). */
@@ -814,7 +842,10 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
       if (error !== null && config.ssl_cert_reqs === "optional" && hasPeerCertificate(socket)) {
         log.debug(`client certificate refused: ${error.message}`);
         socket.terminate();
+        return;
       }
+      const conn = socket.data;
+      if (socket.alpnProtocol === "h2" && conn instanceof Http1Connection) conn.switchToHttp2(null);
     },
   };
   let listener: SocketListener<ClientConnection>;
@@ -825,7 +856,7 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort">): {
     full.serverPort = "";
     address = `unix:${config.uds}`;
   } else {
-    const tls = tlsOptions(config, ["http/1.1"]);
+    const tls = tlsOptions(config, config.http2 ? ["h2", "http/1.1"] : ["http/1.1"]);
     const tcp = Bun.listen<ClientConnection>({
       hostname: config.host,
       port: config.port,
