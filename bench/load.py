@@ -7,6 +7,7 @@ on a 2-core machine it leaves as much CPU as possible to the server under test.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import os
@@ -15,8 +16,9 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 HOST = "127.0.0.1"
 _READ = 256 * 1024
@@ -383,3 +385,325 @@ def run_wrk(port: int, connections: int, duration: float, path: str = "/") -> Wr
     if proc.returncode != 0:
         raise ProtocolError(f"wrk exited {proc.returncode}: {output.strip()[-300:]}")
     return parse_wrk(output)
+
+
+# ---------------------------------------------------------------------------------- WebSocket
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+_OP_TEXT, _OP_CLOSE, _OP_PING, _OP_PONG = 0x1, 0x8, 0x9, 0xA
+_WS_HEAD_LIMIT = 16 * 1024
+
+
+def ws_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
+    """One final (FIN) client frame. Clients mask every frame (RFC 6455 §5.3)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 1 << 16:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+    if not payload:
+        return head + mask
+    key = (mask * (size // 4 + 1))[:size]
+    masked = int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")
+    return head + mask + masked.to_bytes(size, "big")
+
+
+class WsClient(asyncio.Protocol):
+    """One client WebSocket on a hand-written RFC 6455 codec, on an asyncio Protocol (no stream
+    or task per connection), so thousands cost the harness little.
+
+    It answers every ping at once with a pong (RFC 6455 §5.5.2), so a server's keepalive (uvicorn
+    and saltare ping after 20 s) never drops a connection the harness holds idle, and it never
+    offers permessage-deflate: every server is measured without compression state.
+    """
+
+    def __init__(self, port: int, path: str) -> None:
+        key = base64.b64encode(os.urandom(16))
+        self._request = (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        self._accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())
+        self.mask = os.urandom(4)
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.closed = False
+        self.close_code: int | None = None
+        self.pings = 0
+        self.unexpected = 0  # data messages nobody waited for
+        self.on_message: Callable[[bytes], None] | None = None
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._buffer = bytearray()
+        self._fragments: list[bytes] = []
+        self._open = False
+        self._closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if not self._open:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > _WS_HEAD_LIMIT:
+                    self._abort("handshake response head too long")
+                return
+            head = bytes(self._buffer[:end])
+            del self._buffer[: end + 4]
+            problem = self._check_handshake(head)
+            if problem is not None:
+                self._abort(problem)
+                return
+            self._open = True
+            if not self.opened.done():
+                self.opened.set_result(None)
+        self._parse()
+
+    def _check_handshake(self, head: bytes) -> str | None:
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ", 2)
+        if len(parts) < 2 or parts[1] != b"101":
+            return f"handshake answered {lines[0][:80]!r}"
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"sec-websocket-accept":
+                if value.strip() == self._accept:
+                    return None
+                return "wrong Sec-WebSocket-Accept"  # RFC 6455 §4.1, item 4 of the client checks
+        return "101 without Sec-WebSocket-Accept"
+
+    def _parse(self) -> None:
+        buf = self._buffer
+        pos, end_of_data = 0, len(buf)
+        while end_of_data - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            if second & 0x80:
+                self._abort("masked frame from the server (RFC 6455 §5.1)")
+                return
+            size, start = second & 0x7F, pos + 2
+            if size >= 126:
+                width = 2 if size == 126 else 8
+                if end_of_data - start < width:
+                    break
+                size = int.from_bytes(buf[start : start + width], "big")
+                start += width
+            if start + size > end_of_data:
+                break
+            payload = bytes(buf[start : start + size])
+            pos = start + size
+            self._frame(first & 0x80 != 0, first & 0x0F, payload)
+            if self.closed:
+                return
+        del buf[:pos]
+
+    def _frame(self, fin: bool, opcode: int, payload: bytes) -> None:
+        if opcode == _OP_PING:
+            self.pings += 1
+            self.send(ws_frame(_OP_PONG, payload, self.mask))
+        elif opcode == _OP_PONG:
+            pass
+        elif opcode == _OP_CLOSE:
+            self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self.close()
+        elif not fin:
+            self._fragments.append(payload)
+        else:
+            if self._fragments:
+                payload = b"".join([*self._fragments, payload])
+                self._fragments.clear()
+            if self.on_message is not None:
+                self.on_message(payload)
+            elif self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(payload)
+                self._waiter = None
+            else:
+                self.unexpected += 1
+
+    def send(self, frame: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(frame)
+
+    def request(self, frame: bytes) -> asyncio.Future[bytes]:
+        """Send ``frame``; the future gets the next data message (or the connection's end)."""
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        if self.closed:
+            waiter.set_exception(ConnectionError(self._closed_reason()))
+            return waiter
+        self._waiter = waiter
+        self.send(frame)
+        return waiter
+
+    def close(self, code: int = 1000) -> None:
+        """Send a close frame (once) and close the TCP connection."""
+        if self.transport is None or self.closed:
+            return
+        if not self._closing:
+            self._closing = True
+            self.transport.write(ws_frame(_OP_CLOSE, code.to_bytes(2, "big"), self.mask))
+        self.transport.close()
+        self._gone(None)
+
+    def _abort(self, reason: str) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self._gone(ProtocolError(reason))
+
+    def _closed_reason(self) -> str:
+        code = f" with close code {self.close_code}" if self.close_code is not None else ""
+        return f"connection closed{code}"
+
+    def _gone(self, exc: BaseException | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        error = exc if exc is not None else ConnectionError(self._closed_reason())
+        if not self.opened.done():
+            self.opened.set_exception(error)
+            self.opened.exception()  # retrieved: the opener may have timed out already
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone(exc)
+
+
+async def ws_connect(port: int, path: str = "/ws", timeout: float = 10.0) -> WsClient:
+    """Open one WebSocket: TCP connect and handshake within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    client: WsClient | None = None
+
+    async def connect() -> WsClient:
+        nonlocal client
+        _, client = await loop.create_connection(lambda: WsClient(port, path), HOST, port)
+        await client.opened
+        return client
+
+    try:
+        return await asyncio.wait_for(connect(), timeout)
+    except BaseException:
+        if client is not None and client.transport is not None:
+            client.transport.abort()
+        raise
+
+
+async def open_ws(port: int, count: int, parallel: int = 100) -> tuple[list[WsClient], LoadResult]:
+    """Open ``count`` WebSockets (at most ``parallel`` handshakes in flight) and keep them."""
+    result = LoadResult()
+    gate = asyncio.Semaphore(parallel)
+    opened: list[WsClient] = []
+
+    async def one() -> None:
+        async with gate:
+            try:
+                opened.append(await ws_connect(port))
+            except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
+                result.fail(exc)
+                return
+            result.ok += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    result.elapsed = time.perf_counter() - started
+    return opened, result
+
+
+async def ws_echo_round(clients: list[WsClient], text: bytes = b"still there?") -> list[bool]:
+    """One text message on each connection; which ones echoed it within 10 s."""
+    gate = asyncio.Semaphore(200)
+
+    async def one(client: WsClient) -> bool:
+        async with gate:
+            try:
+                frame = ws_frame(_OP_TEXT, text, client.mask)
+                got = await asyncio.wait_for(client.request(frame), 10)
+            except (OSError, asyncio.TimeoutError, ProtocolError):
+                return False
+            return got == text
+
+    return list(await asyncio.gather(*(one(client) for client in clients)))
+
+
+async def close_ws(clients: list[WsClient]) -> None:
+    """Close frame 1000 and TCP close on every connection still open."""
+    for client in clients:
+        client.close()
+    await asyncio.sleep(0)
+
+
+@dataclass
+class EchoResult(LoadResult):
+    client_cpu_s: float = 0.0  # this process's CPU time during the run (client + sampler)
+
+
+class _Echoer:
+    """One client of the echo load: sends the next message from the callback that read the echo,
+    without a task per client, which keeps the client's CPU per message low."""
+
+    def __init__(self, client: WsClient, text: bytes, deadline: float, result: EchoResult) -> None:
+        self.client = client
+        self.text = text
+        self.frame = ws_frame(_OP_TEXT, text, client.mask)
+        self.deadline = deadline
+        self.result = result
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sent = 0.0
+
+    def start(self) -> None:
+        self.client.on_message = self.on_message
+        self.client.lost.add_done_callback(self.on_lost)
+        if self.client.closed:
+            self.on_lost(None)
+        else:
+            self.sent = time.perf_counter()
+            self.client.send(self.frame)
+
+    def on_message(self, message: bytes) -> None:
+        now = time.perf_counter()
+        if message == self.text:
+            self.result.ok += 1
+            self.result.latencies.append(now - self.sent)
+        else:
+            self.result.fail(f"echo mismatch: {message[:40]!r}")
+        if now < self.deadline:
+            self.sent = now
+            self.client.send(self.frame)
+        elif not self.done.done():
+            self.done.set_result(None)
+
+    def on_lost(self, _: object) -> None:
+        if not self.done.done():
+            self.result.fail(f"server {self.client._closed_reason()} during the run")
+            self.done.set_result(None)
+
+    def stop(self) -> None:
+        self.client.on_message = None
+        self.client.lost.remove_done_callback(self.on_lost)
+
+
+async def ws_echo(clients: list[WsClient], duration: float, text: bytes) -> EchoResult:
+    """Each client sends ``text``, waits for its echo and sends it again until ``duration`` is
+    up; latencies are from send to echo, per message."""
+    result = EchoResult()
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    echoers = [_Echoer(client, text, started + duration, result) for client in clients]
+    for echoer in echoers:
+        echoer.start()
+    # A sent message is always echoed or its connection lost; 10 s on top catches a stall.
+    _, stalled = await asyncio.wait([e.done for e in echoers], timeout=duration + 10)
+    for _ in stalled:
+        result.fail("no echo within 10 s of the run's end")
+    result.elapsed = time.perf_counter() - started
+    result.client_cpu_s = time.process_time() - cpu_started
+    for echoer in echoers:
+        echoer.stop()
+    return result

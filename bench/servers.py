@@ -41,6 +41,14 @@ class StartError(Exception):
 
 
 @dataclass(frozen=True)
+class WsVariant:
+    """One way a server serves WebSockets: a label for the ``ws`` column and the extra flags."""
+
+    label: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServerSpec:
     """One server: its virtualenv, pinned packages and command line."""
 
@@ -53,6 +61,7 @@ class ServerSpec:
     single_rows: bool = True  # appears in the single-worker workloads
     multi_rows: bool = False  # gets an N-worker row in the throughput workload
     check: Callable[[Path], str | None] | None = None  # reason the install is unusable, or None
+    ws: tuple[WsVariant, ...] = ()  # how it serves the WebSocket workloads; () = not in them
 
 
 @dataclass
@@ -173,28 +182,40 @@ SPECS: tuple[ServerSpec, ...] = (
     ServerSpec(
         "saltare", "this project (Bun router + forked Python workers), repo .venv", _saltare,
         version_packages=("saltare",), multi_rows=True, check=_check_exe("saltare"),
+        ws=(WsVariant("Bun router"),),
     ),
     ServerSpec(
         "uvicorn", "uvicorn, h11 + asyncio", _uvicorn(fast=False),
-        ("uvicorn==0.54.0", *venvs.FASTAPI), "uvicorn", ("uvicorn", "h11"),
+        ("uvicorn==0.54.0", venvs.WEBSOCKETS, venvs.WSPROTO, *venvs.FASTAPI), "uvicorn",
+        ("uvicorn", "h11", "websockets", "wsproto"),
+        # `--ws auto` picks websockets-sansio in 0.54; `--ws websockets` is the legacy one.
+        ws=(WsVariant("websockets", ("--ws", "websockets")),
+            WsVariant("websockets-sansio", ("--ws", "websockets-sansio")),
+            WsVariant("wsproto", ("--ws", "wsproto"))),
     ),
     ServerSpec(
         "uvicorn-fast", "uvicorn, httptools + uvloop", _uvicorn(fast=True),
-        ("uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", *venvs.FASTAPI),
-        "uvicorn-fast", ("uvicorn", "httptools", "uvloop"),
+        ("uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", venvs.WEBSOCKETS,
+         *venvs.FASTAPI),
+        "uvicorn-fast", ("uvicorn", "httptools", "uvloop", "websockets"),
+        ws=(WsVariant("websockets-sansio", ("--ws", "websockets-sansio")),),
     ),
     ServerSpec(
         "granian", "granian, ASGI interface", _granian,
         ("granian==2.8.7", *venvs.FASTAPI), "granian", ("granian",),
+        # Its --backpressure default (backlog / workers = 4096) does not cap open WebSockets:
+        # 5000 open and echo with the defaults.
+        ws=(WsVariant("asgi"),),
     ),
     ServerSpec(
         "hypercorn", "hypercorn, asyncio", _hypercorn,
-        ("hypercorn==0.18.0", *venvs.FASTAPI), "hypercorn", ("hypercorn", "h11"),
+        ("hypercorn==0.18.0", *venvs.FASTAPI), "hypercorn", ("hypercorn", "h11", "wsproto"),
+        ws=(WsVariant("wsproto"),),
     ),
     ServerSpec(
         "saltare-zig", "the original saltare with the Zig core (PyPI)", _saltare_zig,
         ("saltare==1.13.0", *venvs.FASTAPI), "saltare-zig", ("saltare",),
-        check=_check_exe("saltare"),
+        check=_check_exe("saltare"), ws=(WsVariant("Zig core"),),
     ),
     ServerSpec(
         "gunicorn", "gunicorn with its native ASGI worker (-k asgi)", _gunicorn,

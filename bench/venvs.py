@@ -17,6 +17,10 @@ VENVS = ROOT / ".bench-venvs"
 _STAMP = ".bench-requirements"
 
 FASTAPI = ("fastapi==0.163.2", "pydantic==2.14.3", "starlette==1.10.0")
+# uvicorn's WebSocket implementations: websockets for `--ws websockets` and
+# `--ws websockets-sansio`, wsproto for `--ws wsproto` (the version hypercorn brings itself).
+WEBSOCKETS = "websockets==17.4"
+WSPROTO = "wsproto==1.3.2"
 MATPLOTLIB = ("matplotlib==3.11.2",)
 
 

@@ -1,6 +1,6 @@
 """The workloads. Each is a small function registered in ``WORKLOADS`` that returns a ``Table``.
 
-Adding a workload (WebSocket idle connections, TLS, HTTP/2 ...) means writing one function that
+Adding a workload (TLS, HTTP/2 ...) means writing one function that
 starts servers through ``Context.server`` and returns rows, then registering it at the bottom.
 Every selected server gets a row in every table: a measurement, or the reason there is none.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -20,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import load
-from bench.memory import Memory, PeakSampler, cpu_seconds, read_tree
-from bench.servers import Prepared, Server, StartError
+from bench.memory import Memory, PeakSampler, cpu_seconds, read_tree, tree_pids
+from bench.servers import Prepared, Server, StartError, WsVariant
 from bench.settings import Settings
 
 IDLE_DELAY = 0.5  # idle reading: this long after the first 200 on GET /
 AFTER_DELAY = 0.3  # after-load reading: this long after the load ends
-APPS = {"fastapi": "fastapi_app:app", "raw": "raw_app:app"}
+APPS = {"fastapi": "fastapi_app:app", "raw": "raw_app:app", "ws": "ws_app:app"}
 STREAM_BYTES = 10 * 1024 * 1024
 STREAM_SHA256 = hashlib.sha256(b"x" * STREAM_BYTES).hexdigest()
 BLOB_BYTES = 100 * 1024
@@ -467,6 +468,358 @@ def _blobs(port: int, count: int) -> Row:
             "mib_s": count * BLOB_BYTES / elapsed / 2**20}  # fmt: skip
 
 
+# ----------------------------------------------------------------------------------- WebSockets
+
+
+@dataclass(frozen=True)
+class WsSizes:
+    """How big the WebSocket workloads are in each mode."""
+
+    idle_counts: tuple[int, ...]  # connections held at each reading, opened cumulatively
+    idle_runs: int
+    settle_limit: float  # seconds
+    echo_clients: int
+    echo_duration: float  # seconds per measured run
+    echo_warmup: float
+    echo_runs: int
+
+
+# Kept beside the workloads rather than in ``Settings``: --servers still chooses the servers.
+WS_SIZES = {
+    "full": WsSizes((1000, 5000), 3, 10.0, 16, 5.0, 1.0, 3),
+    "quick": WsSizes((1000, 5000), 1, 10.0, 16, 2.0, 1.0, 1),
+    "smoke": WsSizes((10, 30), 1, 2.0, 16, 0.5, 0.2, 1),
+}
+WS_TEXT = b"hello, saltare!!"  # 16 bytes: a small chat-sized text message
+WS_WARM_CONNECTIONS = 16
+SETTLE_STEP = 0.25  # seconds between readings while waiting for memory to settle
+SETTLE_READINGS = 4  # settled: this many readings in a row within SETTLE_BYTES of the first
+SETTLE_BYTES = 128 * 1024
+
+
+def _ws_targets(ctx: Context) -> Iterator[tuple[Prepared, WsVariant | None]]:
+    """Every selected single-process server, once per WebSocket implementation it offers."""
+    for prepared in ctx.targets():
+        if not prepared.spec.ws:
+            yield prepared, None
+        for variant in prepared.spec.ws:
+            yield prepared, variant
+
+
+def _ws_server(
+    ctx: Context, prepared: Prepared, variant: WsVariant
+) -> contextlib.AbstractContextManager[Server]:
+    with_flags = dataclasses.replace(prepared, extra_args=[*prepared.extra_args, *variant.args])
+    return ctx.server(with_flags, "ws")
+
+
+def _ws_base(prepared: Prepared, variant: WsVariant | None) -> Row:
+    return {"server": prepared.spec.name, "ws": variant.label if variant else "—"}
+
+
+@dataclass
+class Settled:
+    memory: Memory  # the last reading
+    seconds: float
+    settled: bool  # False: still moving when the limit ran out
+    readings: list[tuple[float, int, int]]  # t, pss, anon: for the raw JSON
+
+
+async def _ws_settle(server: Server, limit: float) -> Settled:
+    """Read the tree every 0.25 s until Pss and anonymous memory stay within 128 KiB of one
+    reading for four readings in a row (the process count unchanged), at most ``limit`` s.
+    Asynchronous so that held connections keep answering pings meanwhile."""
+    started = time.monotonic()
+    anchor = read_tree(server.pid)
+    current = anchor
+    readings = [(0.0, current.pss, current.anon)]
+    stable = 0
+    while stable < SETTLE_READINGS:
+        if time.monotonic() - started >= limit:
+            return Settled(current, time.monotonic() - started, False, readings)
+        await asyncio.sleep(SETTLE_STEP)
+        current = read_tree(server.pid)
+        readings.append((round(time.monotonic() - started, 3), current.pss, current.anon))
+        if (
+            current.procs == anchor.procs
+            and abs(current.pss - anchor.pss) <= SETTLE_BYTES
+            and abs(current.anon - anchor.anon) <= SETTLE_BYTES
+        ):
+            stable += 1
+        else:
+            anchor, stable = current, 0
+    return Settled(current, time.monotonic() - started, True, readings)
+
+
+def _by_process(root: int) -> list[dict[str, Any]]:
+    """Pss and anonymous memory of each process of the tree, for the raw JSON: says which
+    process (saltare's router or its worker, a peer's supervisor or worker) holds the bytes."""
+    found = []
+    for pid in tree_pids(root):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        kib = {p[0]: int(p[1]) for p in (line.split() for line in lines) if len(p) >= 2
+               and p[0] in ("Pss:", "Anonymous:")}  # fmt: skip
+        if kib:
+            found.append({"pid": pid, "name": name, "pss": kib.get("Pss:", 0) * 1024,
+                          "anon": kib.get("Anonymous:", 0) * 1024})  # fmt: skip
+    return found
+
+
+async def _ws_hold(server: Server, sizes: WsSizes, results: dict[int, Row]) -> None:
+    """One ws_idle run on a fresh server: warm-up, base reading, then each count in turn."""
+    warm, _ = await load.open_ws(server.port, WS_WARM_CONNECTIONS)
+    await load.ws_echo_round(warm)
+    await load.close_ws(warm)
+    base = await _ws_settle(server, sizes.settle_limit)
+    base_procs = _by_process(server.pid)
+    _check_alive(server)
+    clients: list[load.WsClient] = []
+    opening = load.LoadResult()
+    try:
+        for count in sizes.idle_counts:
+            new, result = await load.open_ws(server.port, count - len(clients))
+            clients += new
+            opening.ok += result.ok
+            opening.errors += result.errors
+            opening.first_error = opening.first_error or result.first_error
+            reading = await _ws_settle(server, sizes.settle_limit)
+            _check_alive(server)
+            held = sum(not c.closed for c in clients)
+            per = max(held, 1)
+            mem, zero = reading.memory, base.memory
+            results[count] = {
+                **_mem("base", zero), **_mem("held", mem), "connections": count,
+                "opened": opening.ok, "held": held, "open_errors": opening.errors,
+                "first_error": opening.first_error, "open_s": result.elapsed,
+                "delta_pss": mem.pss - zero.pss, "pss_per_conn": (mem.pss - zero.pss) / per,
+                "anon_per_conn": (mem.anon - zero.anon) / per,
+                "rss_per_conn": (mem.rss - zero.rss) / per,
+                "settle_s": max(reading.seconds, base.seconds),
+                "settled": reading.settled and base.settled,
+                "settle_readings": reading.readings, "base_settle_readings": base.readings,
+                "base_by_process": base_procs, "held_by_process": _by_process(server.pid),
+            }  # fmt: skip
+        # After the last reading, so that the echoes' buffers are in no reading: a connection
+        # the server dropped or forgot does not answer.
+        echoed = await load.ws_echo_round(clients)
+        _check_alive(server)
+    finally:
+        pings = sum(c.pings for c in clients)
+        await load.close_ws(clients)
+    for row in results.values():
+        row["echoed"] = sum(echoed[: row["opened"]])
+        row["pings"] = pings
+        count = row["connections"]
+        if row["opened"] < count:
+            row["problem"] = (f"failed: opened {row['opened']} of {count} "
+                              f"(first error: {row['first_error']})")  # fmt: skip
+        elif row["held"] < count:
+            row["problem"] = f"failed: the server closed {count - row['held']} of {count}"
+        elif row["echoed"] < count:
+            row["problem"] = f"failed: {count - row['echoed']} of {count} held did not echo"
+
+
+def _ws_kib(values: list[float]) -> str:
+    if not values:
+        return "—"
+    middle = f"{statistics.median(values) / 1024:.2f}"
+    if len(values) == 1:
+        return middle
+    return f"{middle} [{min(values) / 1024:.2f}-{max(values) / 1024:.2f}]"
+
+
+def _ws_status(runs: list[Row]) -> str:
+    """ok, ok in k of n runs (with the first failure), or the first run's failure."""
+    failures = [(i, r["problem"]) for i, r in enumerate(runs, 1) if "problem" in r]
+    if not failures:
+        return "ok"
+    good = len(runs) - len(failures)
+    if good == 0:
+        return failures[0][1] if len(runs) == 1 else f"{failures[0][1]} (all {len(runs)} runs)"
+    return f"ok in {good} of {len(runs)} runs; run {failures[0][0]}: {failures[0][1]}"
+
+
+def _ws_idle_row(base: Row, runs: list[Row]) -> Row:
+    measured = [r for r in runs if "pss_per_conn" in r]
+    row: Row = {**base, "status": _ws_status(runs), "runs": runs}
+    if not measured:
+        return row
+    for key in ("base_pss", "held_pss", "delta_pss", "pss_per_conn", "anon_per_conn",
+                "rss_per_conn"):  # fmt: skip
+        values = [r[key] for r in measured]
+        row[key] = statistics.median(values)
+        row[f"{key}_min"], row[f"{key}_max"] = min(values), max(values)
+    row["pss_text"] = _ws_kib([r["pss_per_conn"] for r in measured])
+    row["anon_text"] = _ws_kib([r["anon_per_conn"] for r in measured])
+    row["held"] = min(r["held"] for r in measured)
+    row["echoed"] = min(r["echoed"] for r in measured)
+    row["pings"] = max(r["pings"] for r in measured)
+    slowest = max(r["settle_s"] for r in measured)
+    unsettled = sum(not r["settled"] for r in measured)
+    row["settle_text"] = f"{slowest:.1f}" + (f" ({unsettled} not settled)" if unsettled else "")
+    return row
+
+
+def ws_idle(ctx: Context) -> Table:
+    sizes = WS_SIZES[ctx.settings.mode]
+    targets = list(_ws_targets(ctx))
+    runs: dict[tuple[int, int], list[Row]] = {}  # (target index, count) -> one entry per run
+    # Runs go round the servers, so a slow minute of the machine hits one run of each.
+    for _ in range(sizes.idle_runs):
+        for index, (prepared, variant) in enumerate(targets):
+            if variant is None:
+                continue
+            results: dict[int, Row] = {}
+
+            def body(
+                prepared: Prepared = prepared,
+                variant: WsVariant = variant,
+                results: dict[int, Row] = results,
+            ) -> Row:
+                with _ws_server(ctx, prepared, variant) as server:
+                    asyncio.run(_ws_hold(server, sizes, results))
+                return {}
+
+            outcome = _guard({}, prepared, body)
+            for count in sizes.idle_counts:
+                run = results.get(count) if outcome["status"] == "ok" else None
+                runs.setdefault((index, count), []).append(run or {"problem": outcome["status"]})
+    rows = []
+    for count in sizes.idle_counts:
+        for index, (prepared, variant) in enumerate(targets):
+            base = {**_ws_base(prepared, variant), "connections": count}
+            if variant is None:
+                rows.append(_failed_row(base, "unavailable: no WebSocket support configured"))
+            else:
+                rows.append(_ws_idle_row(base, runs[(index, count)]))
+    counts = " and ".join(f"{c:,}" for c in sizes.idle_counts)
+    return Table(
+        "ws_idle", f"Idle WebSockets: {counts} connections open and idle (raw ASGI echo app)",
+        f"Per fresh server: {WS_WARM_CONNECTIONS} WebSockets opened, echoed once and closed "
+        "(warm-up), base reading once memory settles, then connections opened (100 handshakes "
+        "in flight) up to each count and held idle; the reading is taken once Pss and anonymous "
+        "memory stay within 128 KiB for 1 s (at most "
+        f"{sizes.settle_limit:.0f} s; 'settle s' is the slowest wait of the base and held "
+        "readings, with the runs where the limit ran out). "
+        "Per connection = (held - base) / connections held. Afterwards every connection sends "
+        "one message: 'echoed' counts those that came back. Clients answer pings; 'pings' is how "
+        f"many arrived during the run. No permessage-deflate offered. {sizes.idle_runs} run(s) "
+        "per server, median [min-max].",
+        (Column("server", "server"), Column("ws", "ws"), Column("connections", "conns", "int"),
+         Column("held", "held", "int"), Column("echoed", "echoed", "int"),
+         Column("base_pss", "base Pss", "mib"), Column("held_pss", "held Pss", "mib"),
+         Column("delta_pss", "Δ Pss", "mib"), Column("pss_text", "Pss/conn KiB"),
+         Column("anon_text", "anon/conn KiB"), Column("settle_text", "settle s"),
+         Column("pings", "pings", "int"), Column("status", "status")),
+        rows,
+    )  # fmt: skip
+
+
+async def _ws_echo_run(server: Server, sizes: WsSizes) -> Row:
+    clients, opened = await load.open_ws(server.port, sizes.echo_clients)
+    try:
+        if opened.errors:
+            raise LoadFailure(f"opened {opened.ok} of {sizes.echo_clients}: {opened.first_error}")
+        warm = await load.ws_echo(clients, sizes.echo_warmup, WS_TEXT)
+        if warm.errors:
+            raise LoadFailure(f"warm-up: {warm.first_error}")
+        cpu_before = cpu_seconds(server.pid)
+        with PeakSampler(server.pid, interval=0.1) as sampler:  # 10 ms would slow the client
+            result = await load.ws_echo(clients, sizes.echo_duration, WS_TEXT)
+        cpu = cpu_seconds(server.pid) - cpu_before
+    finally:
+        await load.close_ws(clients)
+    _check_alive(server)
+    peak = sampler.peak()
+    ms = [x * 1000 for x in result.latencies]
+    return {
+        "msgs_s": result.ok / result.elapsed, "messages": result.ok, "seconds": result.elapsed,
+        "p50_ms": load.percentile(ms, 50), "p90_ms": load.percentile(ms, 90),
+        "p99_ms": load.percentile(ms, 99), "max_ms": max(ms, default=0.0),
+        "cpu_s": cpu, "msgs_per_cpu": result.ok / cpu if cpu > 0 else 0.0,
+        "client_cores": result.client_cpu_s / result.elapsed,
+        "errors": result.errors, "first_error": result.first_error,
+        "peak_rss": peak.rss, "peak_pss": peak.pss, "raw_memory": sampler.samples,
+    }  # fmt: skip
+
+
+def _ws_echo_row(base: Row, runs: list[Row]) -> Row:
+    measured = [r for r in runs if "msgs_s" in r]
+    failures = [(i, r["status"]) for i, r in enumerate(runs, 1) if "msgs_s" not in r]
+    row: Row = {**base, "runs": runs}
+    if measured:
+        rate = _spread([r["msgs_s"] for r in measured])
+        row.update({
+            "msgs_s": rate["median"], "msgs_s_min": rate["min"], "msgs_s_max": rate["max"],
+            "p50_ms": statistics.median(r["p50_ms"] for r in measured),
+            "p99_ms": statistics.median(r["p99_ms"] for r in measured),
+            "msgs_per_cpu": statistics.median(r["msgs_per_cpu"] for r in measured),
+            "client_cores": statistics.median(r["client_cores"] for r in measured),
+            "peak_pss": max(r["peak_pss"] for r in measured),
+            "errors": sum(r["errors"] for r in measured),
+        })  # fmt: skip
+    if not failures:
+        errors = row.get("errors") or 0
+        first = next((r["first_error"] for r in measured if r["first_error"]), None)
+        row["status"] = f"ok, {errors} failed (first: {first})" if errors else "ok"
+    elif not measured:
+        row["status"] = failures[0][1]
+    else:
+        row["status"] = f"ok in {len(measured)} of {len(runs)} runs; run {failures[0][0]}: " + \
+            failures[0][1]  # fmt: skip
+    return row
+
+
+def ws_echo(ctx: Context) -> Table:
+    sizes = WS_SIZES[ctx.settings.mode]
+    targets = list(_ws_targets(ctx))
+    runs: dict[int, list[Row]] = {}
+    for _ in range(sizes.echo_runs):
+        for index, (prepared, variant) in enumerate(targets):
+            if variant is None:
+                continue
+
+            def body(prepared: Prepared = prepared, variant: WsVariant = variant) -> Row:
+                with _ws_server(ctx, prepared, variant) as server:
+                    return asyncio.run(_ws_echo_run(server, sizes))
+
+            runs.setdefault(index, []).append(_guard({}, prepared, body))
+    rows = []
+    for index, (prepared, variant) in enumerate(targets):
+        base = {**_ws_base(prepared, variant), "clients": sizes.echo_clients}
+        if variant is None:
+            rows.append(_failed_row(base, "unavailable: no WebSocket support configured"))
+        else:
+            rows.append(_ws_echo_row(base, runs[index]))
+    ok = [r for r in rows if "msgs_s" in r]
+    reference = next((r for name in ("uvicorn-fast", "uvicorn") for r in ok
+                      if r["server"] == name), None)  # fmt: skip
+    for row in ok:
+        if reference is not None and reference["msgs_s"]:
+            row["ratio"] = row["msgs_s"] / reference["msgs_s"]
+    ref = f"{reference['server']} ({reference['ws']})" if reference else "none"
+    return Table(
+        "ws_echo", f"WebSocket echo: {sizes.echo_clients} clients, each sends a "
+        f"{len(WS_TEXT)}-byte text message and waits for its echo (raw ASGI echo app)",
+        f"Per fresh server: {sizes.echo_clients} WebSockets, {sizes.echo_warmup:g} s of warm-up, "
+        f"then {sizes.echo_duration:g} s measured; {sizes.echo_runs} run(s) per server, "
+        "interleaved, median [min-max]. Latency is send to echo, per message, at the client. "
+        "msgs/CPU-s = messages / (utime+stime of the server's whole tree); 'client cores' is "
+        f"the harness's own CPU (the client shares the 2 cores). 'x ref' = over {ref}.",
+        (Column("server", "server"), Column("ws", "ws"), Column("clients", "clients", "int"),
+         Column("msgs_s", "msgs/s", "range"), Column("ratio", "x ref", "ratio"),
+         Column("p50_ms", "p50 ms", "ms"), Column("p99_ms", "p99 ms", "ms"),
+         Column("msgs_per_cpu", "msgs/CPU-s", "rps"),
+         Column("client_cores", "client cores", "ratio"), Column("peak_pss", "peak Pss", "mib"),
+         Column("errors", "errors", "int"), Column("status", "status")),
+        rows,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -480,5 +833,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("multi_worker", multi_worker),
     Workload("throughput", throughput),
     Workload("large_bodies", large_bodies),
+    Workload("ws_idle", ws_idle),
+    Workload("ws_echo", ws_echo),
 )
 WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS)

@@ -25,6 +25,8 @@ export interface RouterConfig {
   ssl_cert_reqs: "none" | "optional" | "required";
   ssl_min_version: "1.2" | "1.3";
   ssl_ciphers: string | null;
+  http2: boolean;
+  http2_max_concurrent_streams: number;
   keep_alive_timeout: number;
   header_timeout: number;
   body_timeout: number;
@@ -83,6 +85,8 @@ const FIELDS: Record<Exclude<keyof RouterConfig, "generation">, FieldKind> = {
   ssl_cert_reqs: "string",
   ssl_min_version: "string",
   ssl_ciphers: "string?",
+  http2: "boolean",
+  http2_max_concurrent_streams: "number",
   keep_alive_timeout: "number",
   header_timeout: "number",
   body_timeout: "number",

@@ -12,6 +12,7 @@ import type { Socket, SocketHandler, SocketListener } from "bun";
 import { INITIAL_WINDOW, type RequestHeadFields } from "./bridge/codec.ts";
 import type { StreamHandler, WorkerLink } from "./bridge/worker-link.ts";
 import type { RouterConfig } from "./config.ts";
+import { H2Session } from "./h2-session.ts";
 import { HttpError } from "./http1/errors.ts";
 import {
   DEFAULT_LIMITS,
@@ -224,6 +225,19 @@ export class Http1Connection implements StreamHandler, ClientConnection {
     if (metrics !== null) metrics.bytesReceived += chunk.byteLength;
     if (this.#closing) return;
     let parser = this.#parser;
+    if (
+      parser === null &&
+      this.#served === 0 &&
+      this.#ctx.config.http2 &&
+      chunk.byteLength >= 3 &&
+      chunk[0] === 0x50 &&
+      chunk[1] === 0x52 &&
+      chunk[2] === 0x49
+    ) {
+      // "PRI": the HTTP/2 connection preface (RFC 9113 §3.4), a client with prior knowledge.
+      this.switchToHttp2(chunk);
+      return;
+    }
     if (parser === null) {
       parser = new RequestParser(DEFAULT_LIMITS);
       this.#parser = parser;
@@ -316,6 +330,25 @@ export class Http1Connection implements StreamHandler, ClientConnection {
     this.#out = null;
     this.#ctx.connections.delete(this);
     this.#ctx.onConnectionClosed();
+  }
+
+  /** Hand a fresh connection over to HTTP/2 (ALPN "h2", or the preface in clear text). */
+  switchToHttp2(first: Uint8Array | null): void {
+    if (this.#served > 0 || this.#ex !== null || this.#closed) return;
+    this.#closing = true;
+    this.#closed = true;
+    this.#parser = null;
+    this.#deadline = 0;
+    const session = new H2Session(this.#socket, this.#ctx, null, this.#peer);
+    this.#socket.data = session;
+    this.#ctx.connections.delete(this);
+    this.#ctx.connections.add(session);
+    if (first !== null) {
+      // Counted by this connection already; the session counts it again.
+      const metrics = this.#ctx.observers.metrics;
+      if (metrics !== null) metrics.bytesReceived -= first.byteLength;
+      session.onData(first);
+    }
   }
 
   /** Close now if idle (used when the server starts draining). */
@@ -1131,7 +1164,10 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort" | "u
       if (error !== null && config.ssl_cert_reqs === "optional" && hasPeerCertificate(socket)) {
         log.debug(`client certificate refused: ${error.message}`);
         socket.terminate();
+        return;
       }
+      const conn = socket.data;
+      if (socket.alpnProtocol === "h2" && conn instanceof Http1Connection) conn.switchToHttp2(null);
     },
   };
   let listener: SocketListener<ClientConnection>;
@@ -1155,7 +1191,7 @@ export function listen(ctx: Omit<ServerContext, "serverHost" | "serverPort" | "u
     full.serverPort = "";
     address = `unix:${config.uds}`;
   } else {
-    const tls = tlsOptions(config, ["http/1.1"]);
+    const tls = tlsOptions(config, config.http2 ? ["h2", "http/1.1"] : ["http/1.1"]);
     const tcp = Bun.listen<ClientConnection>({
       hostname: config.host,
       port: config.port,

@@ -324,6 +324,21 @@ OPTIONS: tuple[Option, ...] = (
         metavar="LIST",
     ),
     Option(
+        "http2",
+        "bool",
+        True,
+        "Serve HTTP/2: over TLS when the client offers h2 (ALPN), and in clear text to clients "
+        "that start with the HTTP/2 preface (prior knowledge).",
+    ),
+    Option(
+        "http2_max_concurrent_streams",
+        "int",
+        100,
+        "Streams one HTTP/2 client may have open at once (more are refused).",
+        1,
+        10_000,
+    ),
+    Option(
         "keep_alive_timeout",
         "float",
         5.0,

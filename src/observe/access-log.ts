@@ -43,6 +43,15 @@ export function formatAccessLine(entry: AccessEntry, time: string): string {
   })}\n`;
 }
 
+/** The first User-Agent value of a head's name/value list (names in any case), or null. */
+export function userAgentOf(headers: string[]): string | null {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (name.length === 10 && name.toLowerCase() === "user-agent") return headers[i + 1] as string;
+  }
+  return null;
+}
+
 export class AccessLog {
   readonly #exclude: Set<string>;
   #lastMs = 0;

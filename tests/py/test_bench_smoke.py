@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the harness is a top-level package run from the repo root
     sys.path.insert(0, str(ROOT))
 
-from bench.load import parse_wrk  # noqa: E402
+from bench.load import parse_wrk, ws_frame  # noqa: E402
 from bench.memory import read_tree, tree_pids  # noqa: E402
 
 WORKLOADS = {
@@ -30,6 +30,8 @@ WORKLOADS = {
     "multi_worker",
     "throughput",
     "large_bodies",
+    "ws_idle",
+    "ws_echo",
 }
 SMOKE_SERVERS = {"saltare", "uvicorn"}
 
@@ -60,6 +62,14 @@ def test_wrk_output_is_parsed_into_rate_latencies_and_errors() -> None:
     assert result.p99_ms == pytest.approx(1.5)
     assert result.errors == 3
     assert result.non_2xx == 4
+
+
+def test_websocket_client_frames_are_masked_as_in_the_rfc_example() -> None:
+    # RFC 6455 §5.7: a single-frame masked text message containing "Hello".
+    mask = bytes((0x37, 0xFA, 0x21, 0x3D))
+    assert ws_frame(0x1, b"Hello", mask) == bytes.fromhex("818537fa213d7f9f4d5158")
+    # Lengths of 126 and more take the 16-bit extended length (RFC 6455 §5.2).
+    assert ws_frame(0x2, b"x" * 200, mask)[:4] == bytes((0x82, 0x80 | 126, 0, 200))
 
 
 def test_memory_is_read_from_every_process_of_the_tree_not_only_the_launcher() -> None:
@@ -113,6 +123,13 @@ def test_smoke_mode_writes_a_table_and_a_row_per_server_for_every_workload(tmp_p
             if row["status"].startswith("ok"):
                 measured = [k for k in workload["columns"] if k not in ("server", "status")]
                 assert any(row.get(k) is not None for k in measured), (name, row)
+    # The WebSocket rows only count as measured when every connection was held and echoed.
+    for name in ("ws_idle", "ws_echo"):
+        for row in report["workloads"][name]["rows"]:
+            assert row["ws"], (name, row)
+            if name == "ws_idle" and row["status"] == "ok":
+                assert row["held"] == row["echoed"] == row["connections"], row
+
     # One markdown table per workload plus the server/version table, each with a row per server.
     separators = [line for line in text.splitlines() if line.startswith("|---")]
     assert len(separators) == len(WORKLOADS) + 1

@@ -363,3 +363,86 @@ def test_log_format_json_makes_every_server_line_json(serve):
         assert set(entry) == {"time", "level", "logger", "pid", "message"}
         assert entry["level"] in {"trace", "debug", "info", "warning", "error", "critical"}
     assert any("listening on" in entry["message"] for entry in entries)
+
+
+def h2_get(
+    port: int, path: str, headers: tuple[tuple[str, str], ...] = (), prefix: bytes = b""
+) -> dict:
+    """One HTTP/2 request in clear text (prior knowledge): status, headers and body."""
+    import h2.config  # noqa: PLC0415
+    import h2.connection  # noqa: PLC0415
+    import h2.events  # noqa: PLC0415
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(
+            stream,
+            [
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", "x"),
+                (":path", path),
+                *headers,
+            ],
+            end_stream=True,
+        )
+        sock.sendall(prefix + conn.data_to_send())
+        result: dict = {"body": b""}
+        while "done" not in result:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    result["headers"] = dict(event.headers)
+                    result["status"] = int(result["headers"][b":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    result["body"] += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream)
+                elif isinstance(event, h2.events.StreamEnded):
+                    result["done"] = True
+            sock.sendall(conn.data_to_send())
+        return result
+
+
+def test_http2_requests_are_counted_logged_and_answered_like_http1(serve):
+    server = serve(
+        ECHO,
+        "--metrics-path",
+        "/metrics",
+        "--health-path",
+        "/healthz",
+        "--access-log",
+        "--proxy-headers",
+    )
+    assert h2_get(server.port, "/healthz")["body"] == b"ok\n"
+    before = parse(h2_get(server.port, "/metrics")["body"].decode())
+    answer = h2_get(
+        server.port,
+        "/h2?x=1",
+        (("user-agent", "h2-client"), ("x-forwarded-for", "203.0.113.77")),
+    )
+    assert answer["status"] == 200
+    scope = json.loads(answer["body"])
+    assert (scope["http_version"], scope["client"]) == ("2", ["203.0.113.77", 0])
+    after = parse(h2_get(server.port, "/metrics")["body"].decode())
+    assert (
+        after['saltare_requests_total{status="2xx"}']
+        - before['saltare_requests_total{status="2xx"}']
+        == 1
+    )
+    assert after["saltare_in_flight_requests"] == 0
+    lines = [line for line in access_lines(server, 4) if line["path"] == "/h2?x=1"]
+    assert len(lines) == 1
+    (line,) = lines
+    assert (line["http_version"], line["status"], line["user_agent"]) == ("2", 200, "h2-client")
+    assert line["client"] == "203.0.113.77:0"
+    assert line["bytes"] == len(answer["body"])
+
+
+def test_http2_after_a_proxy_protocol_header_reports_the_proxied_client(serve):
+    server = serve(ECHO, "--proxy-protocol")
+    answer = h2_get(server.port, "/pp", prefix=b"PROXY TCP4 192.0.2.44 127.0.0.1 4444 80\r\n")
+    assert json.loads(answer["body"])["client"] == ["192.0.2.44", 4444]
