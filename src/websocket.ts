@@ -44,7 +44,11 @@ export class WsConnection implements StreamHandler, ClientConnection {
   #link: WorkerLink | null;
   readonly #stream: number;
   readonly #deflate: DeflateParams | null;
-  readonly #receiver: WsReceiver;
+  /**
+   * Frame parser; dropped whenever it holds nothing (no partial frame or message, no queued
+   * event), so an idle WebSocket does not keep its ~200 bytes of parser state.
+   */
+  #receiver: WsReceiver | null = null;
   /** Bytes the socket did not take yet (null while nothing waits). */
   #out: Uint8Array[] | null = null;
   /** Message bytes the worker still accepts (docs/protocol.md, flow control). */
@@ -80,7 +84,6 @@ export class WsConnection implements StreamHandler, ClientConnection {
     this.#link = link;
     this.#stream = stream;
     this.#deflate = deflate;
-    this.#receiver = new WsReceiver({ maxMessage: ctx.config.ws_max_size, deflate });
     this.#out = pending;
     this.#lastSeen = performance.now();
   }
@@ -97,12 +100,28 @@ export class WsConnection implements StreamHandler, ClientConnection {
     if (metrics !== null) metrics.bytesReceived += chunk.byteLength;
     if (this.#closed) return;
     this.#lastSeen = performance.now();
-    this.#receiver.feed(chunk);
+    let receiver = this.#receiver;
+    if (receiver === null) {
+      receiver = new WsReceiver({
+        maxMessage: this.#ctx.config.ws_max_size,
+        deflate: this.#deflate,
+      });
+      this.#receiver = receiver;
+    }
+    receiver.feed(chunk);
     this.#pump();
   }
 
   #pump(): void {
     const receiver = this.#receiver;
+    if (receiver === null) return;
+    this.#drain(receiver);
+    if (receiver.atMessageBoundary && this.#held === null && this.#receiver === receiver) {
+      this.#receiver = null;
+    }
+  }
+
+  #drain(receiver: WsReceiver): void {
     while (!this.#closed && this.#held === null) {
       const link = this.#link;
       if (link?.congested) {

@@ -24,6 +24,55 @@ _TEXT_CACHE: dict[bytes, str] = {
 _TEXT_CACHE.update({b"http": "http", b"https": "https", b"2": "2", b"ws": "ws", b"wss": "wss"})
 
 
+# Header names that nearly every request repeats: one shared bytes object each instead of a
+# fresh copy per request (some 40 bytes per header), which matters most for long-lived
+# WebSocket scopes that the app keeps for the life of the connection.
+_NAMES: dict[bytes, bytes] = {
+    n: n
+    for n in (
+        b"host",
+        b"user-agent",
+        b"accept",
+        b"accept-encoding",
+        b"accept-language",
+        b"connection",
+        b"content-type",
+        b"content-length",
+        b"cookie",
+        b"origin",
+        b"referer",
+        b"authorization",
+        b"cache-control",
+        b"upgrade",
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-request-id",
+    )
+}
+# The server address is the same for every request of a worker.
+_SERVERS: dict[tuple[bytes, bytes], tuple[str, int | None]] = {}
+# ASGI extensions are read-only server information; one dict serves every WebSocket scope.
+_WEBSOCKET_EXTENSIONS: dict[str, Any] = {"websocket.http.response": {}}
+
+
+def _headers(fields: list[bytes]) -> list[tuple[bytes, bytes]]:
+    names = _NAMES
+    return [(names.get(n, n), v) for n, v in zip(fields[9::2], fields[10::2], strict=True)]
+
+
+def _server(host: bytes, port: bytes) -> tuple[str, int | None]:
+    server = _SERVERS.get((host, port))
+    if server is None:
+        server = (host.decode("latin-1"), int(port) if port else None)
+        if len(_SERVERS) < 16:
+            _SERVERS[(host, port)] = server
+    return server
+
+
 def _text(value: bytes) -> str:
     text = _TEXT_CACHE.get(value)
     if text is None:
@@ -53,9 +102,9 @@ def build_http_scope(
         "raw_path": root_path.encode("ascii") + raw_path if root_path else raw_path,
         "query_string": fields[4],
         "root_path": root_path,
-        "headers": list(zip(fields[9::2], fields[10::2], strict=True)),
+        "headers": _headers(fields),
         "client": (client_host.decode("latin-1"), int(fields[6])) if client_host else None,
-        "server": (fields[7].decode("latin-1"), int(server_port) if server_port else None),
+        "server": _server(fields[7], server_port),
     }
     if state is not None:
         # ASGI lifespan "state": each request gets a shallow copy of what startup stored.
@@ -79,5 +128,5 @@ def build_websocket_scope(
             subprotocols.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
     scope["subprotocols"] = subprotocols
     # ASGI websocket "denial response" extension: the app may answer with any HTTP response.
-    scope["extensions"] = {"websocket.http.response": {}}
+    scope["extensions"] = _WEBSOCKET_EXTENSIONS
     return scope

@@ -66,9 +66,11 @@ class WebSocketStream:
         self.id = stream_id
         self._state = _CONNECTING
         self._connect_sent = False
-        # Complete messages not yet received by the app: (kind, data, credit owed back).
-        self._messages: deque[tuple[int, bytes, int]] = deque()
-        self._partial: list[bytes] = []
+        # Complete messages not yet received by the app: (kind, data, credit owed back). Both
+        # containers exist only while they hold something: an idle WebSocket, the common
+        # case, should not carry an empty deque (760 bytes) for its whole life.
+        self._messages: deque[tuple[int, bytes, int]] | None = None
+        self._partial: list[bytes] | None = None
         self._window = proto.INITIAL_WINDOW
         self._close_code = 1005
         self._close_reason = ""
@@ -87,15 +89,20 @@ class WebSocketStream:
         if not end:
             # The app cannot have part of a message; the credit goes back at once so the router
             # can send the rest (docs/protocol.md, flow control on WebSocket streams).
-            self._partial.append(data)
+            if self._partial is None:
+                self._partial = [data]
+            else:
+                self._partial.append(data)
             if data:
                 link.write(proto.encode_window(self.id, len(data)))
             return
         owed = len(data)
-        if self._partial:
+        if self._partial is not None:
             self._partial.append(data)
             data = b"".join(self._partial)
-            self._partial = []
+            self._partial = None
+        if self._messages is None:
+            self._messages = deque()
         self._messages.append((kind, data, owed))
         self._wake(self._receive_waiter)
 
@@ -109,7 +116,7 @@ class WebSocketStream:
             self._close_code = code
             self._close_reason = reason
         self._link = None
-        self._partial = []
+        self._partial = None
         self._wake(self._receive_waiter)
         self._wake(self._send_waiter)
 
@@ -143,6 +150,8 @@ class WebSocketStream:
             messages = self._messages
             if messages:
                 kind, data, owed = messages.popleft()
+                if not messages:
+                    self._messages = None
                 link = self._link
                 if owed and link is not None:
                     link.write(proto.encode_window(self.id, owed))
@@ -340,5 +349,5 @@ class WebSocketStream:
             logger.debug("ASGI application raised after the WebSocket closed: %r", error)
         self._state = _CLOSED
         self._link = None
-        self._messages.clear()
-        self._partial = []
+        self._messages = None
+        self._partial = None

@@ -582,6 +582,18 @@ describe("WsReceiver: behaviour", () => {
     expect(rx.next()).toBeNull();
   });
 
+  test("atMessageBoundary is false inside a fragmented message, even with nothing buffered", () => {
+    const rx = new WsReceiver({ maxMessage: 1 << 20, deflate: null });
+    expect(rx.atMessageBoundary).toBe(true);
+    rx.feed(clientFrame(0x1, new Uint8Array(0), { fin: false }));
+    expect(rx.next()).toBeNull();
+    expect(rx.atMessageBoundary).toBe(false);
+    rx.feed(clientFrame(0x0, "ok"));
+    const ev = rx.next();
+    expect(ev?.type === "message" && Buffer.from(ev.data).toString()).toBe("ok");
+    expect(rx.atMessageBoundary).toBe(true);
+  });
+
   test("a message's data stays valid after later feeds", () => {
     const rx = new WsReceiver({ maxMessage: 1 << 20, deflate: null });
     rx.feed(f(T, "first"));

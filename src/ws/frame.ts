@@ -228,6 +228,16 @@ export class WsReceiver {
     return this.#hdr === null && this.#msg === null && this.#ctl === null && this.#queue === null;
   }
 
+  /**
+   * Idle, between frames, not inside a fragmented message and not finished: a new receiver
+   * would continue exactly where this one is, so the owner may drop it until more bytes come.
+   */
+  get atMessageBoundary(): boolean {
+    return (
+      this.idle && this.#state === S_HEADER && this.#msgOpcode === 0 && this.#terminal === null
+    );
+  }
+
   /** Parses received bytes. `chunk` is not kept: it may be reused once this returns. */
   feed(chunk: Uint8Array): void {
     let pos = 0;
