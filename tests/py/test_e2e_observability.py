@@ -446,3 +446,29 @@ def test_http2_after_a_proxy_protocol_header_reports_the_proxied_client(serve):
     server = serve(ECHO, "--proxy-protocol")
     answer = h2_get(server.port, "/pp", prefix=b"PROXY TCP4 192.0.2.44 127.0.0.1 4444 80\r\n")
     assert json.loads(answer["body"])["client"] == ["192.0.2.44", 4444]
+
+
+def test_a_websocket_reaped_by_keepalive_leaves_the_connection_count(serve):
+    # The reaper used to mark the connection closed before its socket's close event, which was
+    # then ignored: the connection stayed counted (and a drain waited for it).
+    server = serve("ws_app:app", "--metrics-path", "/metrics", "--ws-keepalive-timeout", "0.3")
+    with RawConnection.to(server) as ws:
+        ws.send(
+            request(
+                "GET",
+                "/echo",
+                [
+                    ("Upgrade", "websocket"),
+                    ("Connection", "Upgrade"),
+                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                    ("Sec-WebSocket-Version", "13"),
+                ],
+            )
+        )
+        assert ws.read_head().status == 101
+        # Never answer the pings: the server gives up after twice the interval.
+        ws.read_until_eof(timeout=5)
+    with RawConnection.to(server) as conn:
+        wait_for(lambda: scrape_raw(conn)[2]["saltare_open_connections"] == 1)
+        _, _, after = scrape_raw(conn)
+    assert after["saltare_websocket_connections"] == 0
