@@ -3,6 +3,7 @@ with --reload, all under load and without failed requests."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -227,3 +228,20 @@ def test_websockets_on_a_recycled_worker_are_closed_with_1012(serve, tmp_path):
     assert ws.close_code == 1012
     with httpx.Client(base_url=server.url) as client:
         assert get(client)[0] == "v1"
+
+
+def test_sigkill_of_a_worker_under_load_loses_only_what_it_held(serve, tmp_path):
+    write_app(tmp_path, "v1")
+    server = serve("versioned:app", "--app-dir", str(tmp_path), "--workers", "2")
+    with load(server.url) as running:
+        assert wait_until(lambda: len(running.pids) == 2 and running.ok >= 100)
+        victim = min(running.pids)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_until(lambda: len(running.pids) >= 3, timeout=30)
+        done = running.ok
+        assert wait_until(lambda: running.ok >= done + 100)
+    # Only requests the killed worker was handling can fail (at most one per load thread),
+    # and they fail with 502, not with a hang or a dropped connection.
+    assert len(running.failures) <= 4, running.failures
+    assert all(f.startswith("502") for f in running.failures), running.failures
+    server.wait_log(r"died \(signal")
