@@ -165,6 +165,9 @@ class Supervisor:
             if self._with_router:
                 for signum in (signal.SIGINT.value, signal.SIGTERM.value):
                     previous[signum] = signal.signal(signum, self._on_signal)
+                # Reload needs a fresh interpreter to import the new code, which only the
+                # command line's process tree has; here SIGHUP must at least not kill us.
+                previous[signal.SIGHUP.value] = signal.signal(signal.SIGHUP, self._on_hangup)
             else:
                 # Zygote under the router: Ctrl-C reaches the whole process group, but only
                 # the router decides; it sends one SIGTERM (and SIGKILL if it must hurry).
@@ -182,6 +185,11 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals += 1
         self.shutdown()
+
+    def _on_hangup(self, signum: int, frame: Any) -> None:
+        logger.warning(
+            "SIGHUP: reload is only available when saltare is started from the command line"
+        )
 
     def _on_stop(self, signum: int, frame: Any) -> None:
         self.shutdown()

@@ -214,3 +214,37 @@ def test_run_rejects_an_invalid_option_before_starting():
         saltare.run("echo_scope:app", workers=-1)
     with pytest.raises(saltare.ConfigError, match="no_such_option"):
         saltare.run("echo_scope:app", no_such_option=1)
+
+
+HANGUP_SCRIPT = """
+import os, signal, sys, threading, time
+sys.path.insert(0, {apps!r})
+import saltare
+
+def hangup_later():
+    time.sleep(3)
+    os.kill(os.getpid(), signal.SIGHUP)
+    time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=hangup_later, daemon=True).start()
+saltare.run("echo_scope:app", host="127.0.0.1", port=0)
+print("run returned", flush=True)
+"""
+
+
+def test_sighup_under_run_is_logged_and_does_not_kill_the_server(tmp_path):
+    script = tmp_path / "hangup.py"
+    script.write_text(HANGUP_SCRIPT.format(apps=str(APPS)))
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,
+    )
+    assert "reload is only available" in result.stderr, result.stderr
+    # It stopped because of the SIGTERM that followed, gracefully.
+    assert result.returncode == 0, result.stderr
+    assert "run returned" in result.stdout
