@@ -1,4 +1,5 @@
-"""Load generators: a small hand-written HTTP/1.1 keep-alive client on asyncio streams, and wrk.
+"""Load generators: a small hand-written HTTP/1.1 keep-alive client on asyncio streams, wrk
+and h2load.
 
 The client writes requests as prebuilt bytes and parses only what it needs (status, framing), so
 on a 2-core machine it leaves as much CPU as possible to the server under test.
@@ -14,6 +15,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -366,25 +369,143 @@ def wrk_version() -> str:
     return first[0] if first else "unknown"
 
 
-def run_wrk(port: int, connections: int, duration: float, path: str = "/") -> WrkResult:
-    """wrk with one thread (the load generator shares the 2 cores with the server)."""
-    exe = wrk_path()
-    if exe is None:
-        raise FileNotFoundError("wrk not installed")
-    argv = [exe, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
-            "--timeout", "10s", f"http://{HOST}:{port}{path}"]  # fmt: skip
+def _run_tool(argv: list[str], timeout: float) -> tuple[int, str]:
+    """Run a load generator in its own session; on a timeout or Ctrl-C it is killed."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
     try:
-        output, _ = proc.communicate(timeout=duration + 30)
+        output, _ = proc.communicate(timeout=timeout)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
-    if proc.returncode != 0:
-        raise ProtocolError(f"wrk exited {proc.returncode}: {output.strip()[-300:]}")
+    return proc.returncode, output
+
+
+def run_wrk(
+    port: int, connections: int, duration: float, path: str = "/", tls: bool = False
+) -> WrkResult:
+    """wrk with one thread (the load generator shares the 2 cores with the server); ``tls``
+    makes it an https URL (wrk's TLS is the system OpenSSL, handshakes once per connection)."""
+    exe = wrk_path()
+    if exe is None:
+        raise FileNotFoundError("wrk not installed")
+    scheme = "https" if tls else "http"
+    argv = [exe, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
+            "--timeout", "10s", f"{scheme}://{HOST}:{port}{path}"]  # fmt: skip
+    code, output = _run_tool(argv, duration + 30)
+    if code != 0:
+        raise ProtocolError(f"wrk exited {code}: {output.strip()[-300:]}")
     return parse_wrk(output)
+
+
+def client_tls(alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+    """TLS for the harness's own connections. The benchmark certificate is self-signed, so it
+    is not verified."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context
+
+
+def tls_session(port: int) -> str:
+    """Version and cipher that a default OpenSSL 3 client (Python's ssl; wrk and h2load use the
+    same library) negotiates with the server."""
+    with (
+        socket.create_connection((HOST, port), timeout=5) as raw,
+        client_tls().wrap_socket(raw) as sock,
+    ):
+        cipher = sock.cipher()
+        return f"{sock.version()} {cipher[0] if cipher else '?'}"
+
+
+# ------------------------------------------------------------------------------------- h2load
+
+
+@dataclass
+class H2loadResult:
+    rps: float
+    succeeded: int
+    failed: int  # h2load's failed + errored + timeout, plus non-2xx responses
+    protocol: str  # "Application protocol:" line: h2, h2c, or http/1.1 after a fallback
+    mean_ms: float
+    max_ms: float
+    duration: float
+    problem: str | None  # why the run does not count: failures, wrong protocol, nothing done
+    raw: str
+
+
+_H2_TIME = r"([\d.]+)(us|ms|s|m)"
+
+
+def parse_h2load(output: str, want: str) -> H2loadResult:
+    """h2load's summary; ``want`` is the protocol it must have negotiated (h2 or h2c)."""
+    finished = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", output)
+    counts = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored, (\d+) timeout", output,
+    )  # fmt: skip
+    statuses = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", output)
+    if finished is None or counts is None or statuses is None:
+        raise ProtocolError(f"unexpected h2load output: {output.strip()[-300:]}")
+    done, succeeded, failed, errored, timeout = (int(counts.group(i)) for i in range(3, 8))
+    non_2xx = sum(int(statuses.group(i)) for i in (2, 3, 4))
+    protocols = set(re.findall(r"^Application protocol: (\S+)", output, re.MULTILINE))
+    if not protocols:
+        protocols = {"none"}
+    timing = re.search(rf"time for request:\s+{_H2_TIME}\s+{_H2_TIME}\s+{_H2_TIME}", output)
+    mean_ms = max_ms = float("nan")
+    if timing:
+        max_ms = float(timing.group(3)) * _UNITS[timing.group(4)]
+        mean_ms = float(timing.group(5)) * _UNITS[timing.group(6)]
+    problem = None
+    if protocols != {want}:
+        problem = f"negotiated {', '.join(sorted(protocols))}, not {want}"
+    elif failed or errored or timeout or non_2xx:
+        problem = (f"{failed} failed, {errored} errored, {timeout} timed out, {non_2xx} non-2xx "
+                   f"of {done} done")  # fmt: skip
+    elif succeeded == 0:
+        problem = f"no request completed ({counts.group(2)} started)"
+    return H2loadResult(
+        rps=float(finished.group(2)), succeeded=succeeded,
+        failed=failed + errored + timeout + non_2xx, protocol=",".join(sorted(protocols)),
+        mean_ms=mean_ms, max_ms=max_ms, duration=float(finished.group(1)), problem=problem,
+        raw=output,
+    )  # fmt: skip
+
+
+def h2load_path() -> str | None:
+    return shutil.which("h2load")
+
+
+def h2load_version() -> str:
+    exe = h2load_path()
+    if exe is None:
+        return "not installed"
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    first = (done.stdout + done.stderr).strip().splitlines()
+    return first[0] if first else "unknown"
+
+
+def run_h2load(
+    port: int, clients: int, streams: int, duration: float, tls: bool, path: str = "/"
+) -> H2loadResult:
+    """h2load with one thread for ``duration`` s: ``clients`` connections with ``streams``
+    concurrent streams each. Over TLS ALPN must pick h2; in cleartext h2load opens with the
+    HTTP/2 preface (prior knowledge, RFC 9113 §3.3), as it does for every http:// URL."""
+    exe = h2load_path()
+    if exe is None:
+        raise FileNotFoundError("h2load not installed (apt-get install nghttp2-client)")
+    scheme = "https" if tls else "http"
+    argv = [exe, "-t1", f"-c{clients}", f"-m{streams}", f"-D{round(duration * 1000)}ms",
+            f"{scheme}://{HOST}:{port}{path}"]  # fmt: skip
+    code, output = _run_tool(argv, duration + 30)
+    if code != 0:
+        raise ProtocolError(f"h2load exited {code}: {output.strip()[-300:]}")
+    return parse_h2load(output, "h2" if tls else "h2c")
 
 
 # ---------------------------------------------------------------------------------- WebSocket

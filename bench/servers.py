@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import venvs
+from bench.load import client_tls
 from bench.memory import tree_pids
 
 ROOT = venvs.ROOT
@@ -49,6 +50,26 @@ class WsVariant:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """A certificate and its key (PEM) for the TLS and HTTP/2 workloads."""
+
+    certfile: Path
+    keyfile: Path
+
+
+TlsFlags = Callable[[Tls], list[str]]
+
+
+@dataclass(frozen=True)
+class Http2:
+    """Where a server speaks HTTP/2 with its default flags: by ALPN ``h2`` on its TLS port,
+    and with prior knowledge on its cleartext port (RFC 9113 §3.3)."""
+
+    tls: bool
+    cleartext: bool
+
+
+@dataclass(frozen=True)
 class ServerSpec:
     """One server: its virtualenv, pinned packages and command line."""
 
@@ -62,6 +83,13 @@ class ServerSpec:
     multi_rows: bool = False  # gets an N-worker row in the throughput workload
     check: Callable[[Path], str | None] | None = None  # reason the install is unusable, or None
     ws: tuple[WsVariant, ...] = ()  # how it serves the WebSocket workloads; () = not in them
+    tls: TlsFlags | None = None  # flags that serve HTTPS with a certificate; None: no TLS row
+    no_tls: str = ""  # why there is no TLS row
+    http2: Http2 | None = None  # None: HTTP/1.1 only (``no_http2`` says why)
+    no_http2: str = ""
+    # For the TLS and HTTP/2 workloads: (flag, file name, contents) of a config file written
+    # beside the certificate and passed with that flag.
+    proto_config: tuple[str, str, str] | None = None
 
 
 @dataclass
@@ -152,6 +180,29 @@ def _saltare_zig(bin_dir: Path, app: str, port: int, workers: int) -> list[str]:
     ]  # fmt: skip
 
 
+def _tls_flags(cert_flag: str, key_flag: str) -> TlsFlags:
+    def flags(tls: Tls) -> list[str]:
+        return [cert_flag, str(tls.certfile), key_flag, str(tls.keyfile)]
+
+    return flags
+
+
+def self_signed(directory: Path) -> Tls:
+    """A throwaway P-256 certificate for 127.0.0.1, made with the openssl CLI (the harness uses
+    only the standard library). The key is PKCS#8, the one format granian accepts."""
+    tls = Tls(directory / "cert.pem", directory / "key.pem")
+    done = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(tls.keyfile), "-out", str(tls.certfile)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise OSError(f"openssl req failed: {done.stderr.strip()[-300:]}")
+    return tls
+
+
 def _check_gunicorn_asgi(bin_dir: Path) -> str | None:
     code = "from gunicorn.workers import SUPPORTED_WORKERS as W; print('asgi' in W)"
     done = subprocess.run(
@@ -178,11 +229,15 @@ def _check_exe(name: str) -> Callable[[Path], str | None]:
     return check
 
 
+_UVICORN_H1 = "uvicorn serves HTTP/1.1 only (over TLS its ALPN offers nothing, so h2 clients " \
+    "fall back to http/1.1)"  # fmt: skip
+
 SPECS: tuple[ServerSpec, ...] = (
     ServerSpec(
         "saltare", "this project (Bun router + forked Python workers), repo .venv", _saltare,
         version_packages=("saltare",), multi_rows=True, check=_check_exe("saltare"),
-        ws=(WsVariant("Bun router"),),
+        ws=(WsVariant("Bun router"),), tls=_tls_flags("--ssl-certfile", "--ssl-keyfile"),
+        http2=Http2(tls=True, cleartext=True),  # on by default (docs/http2.md)
     ),
     ServerSpec(
         "uvicorn", "uvicorn, h11 + asyncio", _uvicorn(fast=False),
@@ -192,6 +247,7 @@ SPECS: tuple[ServerSpec, ...] = (
         ws=(WsVariant("websockets", ("--ws", "websockets")),
             WsVariant("websockets-sansio", ("--ws", "websockets-sansio")),
             WsVariant("wsproto", ("--ws", "wsproto"))),
+        tls=_tls_flags("--ssl-certfile", "--ssl-keyfile"), no_http2=_UVICORN_H1,
     ),
     ServerSpec(
         "uvicorn-fast", "uvicorn, httptools + uvloop", _uvicorn(fast=True),
@@ -199,23 +255,37 @@ SPECS: tuple[ServerSpec, ...] = (
          *venvs.FASTAPI),
         "uvicorn-fast", ("uvicorn", "httptools", "uvloop", "websockets"),
         ws=(WsVariant("websockets-sansio", ("--ws", "websockets-sansio")),),
+        tls=_tls_flags("--ssl-certfile", "--ssl-keyfile"), no_http2=_UVICORN_H1,
     ),
     ServerSpec(
         "granian", "granian, ASGI interface", _granian,
         ("granian==2.8.7", *venvs.FASTAPI), "granian", ("granian",),
         # Its --backpressure default (backlog / workers = 4096) does not cap open WebSockets:
         # 5000 open and echo with the defaults.
-        ws=(WsVariant("asgi"),),
+        ws=(WsVariant("asgi"),), tls=_tls_flags("--ssl-certificate", "--ssl-keyfile"),
+        # `--http auto` (the default) picks h2 by ALPN and detects the h2c preface; `--http 2`
+        # would refuse the harness's HTTP/1.1 readiness probe.
+        http2=Http2(tls=True, cleartext=True),
     ),
     ServerSpec(
         "hypercorn", "hypercorn, asyncio", _hypercorn,
-        ("hypercorn==0.18.0", *venvs.FASTAPI), "hypercorn", ("hypercorn", "h11", "wsproto"),
-        ws=(WsVariant("wsproto"),),
+        ("hypercorn==0.18.0", *venvs.FASTAPI), "hypercorn",
+        ("hypercorn", "h11", "h2", "wsproto"),
+        # h2 is a dependency of hypercorn itself: ALPN offers h2 with TLS, and the cleartext port
+        # switches to HTTP/2 on the prior-knowledge preface.
+        ws=(WsVariant("wsproto"),), tls=_tls_flags("--certfile", "--keyfile"),
+        http2=Http2(tls=True, cleartext=True),
+        # keep_alive_max_requests (default 1000, no CLI flag) closes a connection after that
+        # many requests: h2load does not reconnect, so 10 connections would stop at 10,000.
+        proto_config=("-c", "hypercorn.toml", "keep_alive_max_requests = 1000000000\n"),
     ),
     ServerSpec(
         "saltare-zig", "the original saltare with the Zig core (PyPI)", _saltare_zig,
         ("saltare==1.13.0", *venvs.FASTAPI), "saltare-zig", ("saltare",),
         check=_check_exe("saltare"), ws=(WsVariant("Zig core"),),
+        no_tls="its CLI has no certificate flags (TLS only through saltare.run(ssl_certfile=...))",
+        no_http2="h2 only over TLS, which its CLI cannot turn on; the cleartext port answers "
+        "the prior-knowledge preface with `parse failed: UnsupportedVersion`",
     ),
     ServerSpec(
         "gunicorn", "gunicorn with its native ASGI worker (-k asgi)", _gunicorn,
@@ -265,14 +335,15 @@ def free_port() -> int:
         return port
 
 
-def probe(port: int, path: str = "/", timeout: float = 2.0) -> int | None:
+def probe(port: int, path: str = "/", timeout: float = 2.0, tls: bool = False) -> int | None:
     """Status code of one ``GET path`` on a fresh connection, or None if nothing answered."""
     request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode()
     try:
-        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        with socket.create_connection((HOST, port), timeout=timeout) as raw:
+            sock = client_tls(("http/1.1",)).wrap_socket(raw) if tls else raw
             sock.sendall(request)
             head = sock.recv(64)
-    except OSError:
+    except OSError:  # ssl.SSLError is an OSError
         return None
     parts = head.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
@@ -295,11 +366,18 @@ _STARTS = itertools.count(1)
 class Server:
     """One running server process tree (launcher and everything it forks)."""
 
-    def __init__(self, prepared: Prepared, app: str, workers: int, log_dir: Path) -> None:
+    def __init__(
+        self, prepared: Prepared, app: str, workers: int, log_dir: Path, tls: Tls | None = None
+    ) -> None:
         self.prepared = prepared
         self.port = free_port()
+        self.tls = tls
         self.argv = prepared.spec.command(prepared.bin_dir, app, self.port, workers)
         self.argv += prepared.extra_args
+        if tls is not None:
+            if prepared.spec.tls is None:
+                raise StartError(f"no TLS: {prepared.spec.no_tls or 'no certificate flags'}")
+            self.argv += prepared.spec.tls(tls)
         module = app.partition(":")[0]
         self.log_path = (
             log_dir / f"{next(_STARTS):03d}-{prepared.spec.name}-w{workers}-{module}.log"
@@ -329,7 +407,7 @@ class Server:
             if code is not None:
                 self.stop()
                 raise StartError(f"failed to start: exited with {code}: {self.log_tail()}")
-            if probe(self.port) == 200:
+            if probe(self.port, tls=self.tls is not None) == 200:
                 return
             time.sleep(0.05)
         self.stop()

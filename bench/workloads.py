@@ -1,6 +1,6 @@
 """The workloads. Each is a small function registered in ``WORKLOADS`` that returns a ``Table``.
 
-Adding a workload (TLS, HTTP/2 ...) means writing one function that
+Adding a workload means writing one function that
 starts servers through ``Context.server`` and returns rows, then registering it at the bottom.
 Every selected server gets a row in every table: a measurement, or the reason there is none.
 """
@@ -14,6 +14,7 @@ import hashlib
 import json
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 from bench import load
 from bench.memory import Memory, PeakSampler, cpu_seconds, read_tree, tree_pids
-from bench.servers import Prepared, Server, StartError, WsVariant
+from bench.servers import Prepared, Server, StartError, Tls, WsVariant, self_signed
 from bench.settings import Settings
 
 IDLE_DELAY = 0.5  # idle reading: this long after the first 200 on GET /
@@ -67,10 +68,11 @@ class Context:
 
     @contextlib.contextmanager
     def server(
-        self, prepared: Prepared, app: str = "fastapi", workers: int = 1
+        self, prepared: Prepared, app: str = "fastapi", workers: int = 1, tls: Tls | None = None
     ) -> Iterator[Server]:
-        server = Server(prepared, APPS[app], workers, self.log_dir)
-        print(f"bench:   {prepared.spec.name} x{workers} {app}", file=sys.stderr, flush=True)
+        server = Server(prepared, APPS[app], workers, self.log_dir, tls)
+        label = f"{prepared.spec.name} x{workers} {app}{' tls' if tls else ''}"
+        print(f"bench:   {label}", file=sys.stderr, flush=True)
         server.start()
         try:
             yield server
@@ -820,6 +822,274 @@ def ws_echo(ctx: Context) -> Table:
     )  # fmt: skip
 
 
+# --------------------------------------------------------------------------- TLS and HTTP/2
+
+
+@dataclass(frozen=True)
+class ProtoSizes:
+    """How long the TLS and HTTP/2 workloads run in each mode."""
+
+    tls_connections: int  # wrk connections, HTTP/1.1 keep-alive over TLS
+    h2_clients: int  # h2load connections ...
+    h2_streams: int  # ... and concurrent streams on each
+    warmup: float  # seconds of load before the measured run, on the same server
+    duration: float  # seconds per measured run
+    runs: int
+
+
+PROTO_SIZES = {
+    "full": ProtoSizes(100, 10, 10, 1.0, 5.0, 3),
+    "quick": ProtoSizes(100, 10, 10, 1.0, 3.0, 1),
+    "smoke": ProtoSizes(100, 10, 10, 1.0, 1.0, 1),
+}
+H2_TRANSPORTS = ("h2 (TLS)", "h2c")
+
+
+def _mib_text(values: list[float]) -> str:
+    if not values:
+        return "—"
+    middle = f"{statistics.median(values) / 2**20:.1f}"
+    if len(values) == 1:
+        return middle
+    return f"{middle} [{min(values) / 2**20:.1f}-{max(values) / 2**20:.1f}]"
+
+
+@contextlib.contextmanager
+def _certificate() -> Iterator[Tls | str]:
+    """A fresh self-signed certificate in a temporary directory, or why there is none."""
+    with tempfile.TemporaryDirectory(prefix="bench-tls-") as directory:
+        try:
+            tls: Tls | str = self_signed(Path(directory))
+        except OSError as exc:
+            tls = f"error: no certificate: {exc}"
+        yield tls
+
+
+def _proto_prepared(prepared: Prepared, cert: Tls) -> Prepared:
+    """With the spec's config file for these workloads, written beside the certificate."""
+    config = prepared.spec.proto_config
+    if config is None:
+        return prepared
+    flag, name, text = config
+    path = cert.certfile.parent / name
+    path.write_text(text)
+    return dataclasses.replace(prepared, extra_args=[*prepared.extra_args, flag, str(path)])
+
+
+def _under_load(server: Server, sizes: ProtoSizes, drive: Callable[[float], Row]) -> Row:
+    """Idle reading, warm-up, the measured run under the 10 ms peak sampler with the tree's CPU
+    time, then the after-load reading. ``drive(seconds)`` runs the load generator once."""
+    _settle(server)
+    time.sleep(IDLE_DELAY)
+    idle = read_tree(server.pid)
+    warm = drive(sizes.warmup)
+    _check_alive(server)
+    cpu_before = cpu_seconds(server.pid)
+    with PeakSampler(server.pid) as sampler:
+        row = drive(sizes.duration)
+    cpu = cpu_seconds(server.pid) - cpu_before
+    time.sleep(AFTER_DELAY)
+    _check_alive(server)
+    after = read_tree(server.pid)
+    done = row.pop("done")
+    return {**_mem("idle", idle), **_mem("peak", sampler.peak()), **_mem("after", after), **row,
+            "cpu_s": cpu, "rps_per_cpu": done / cpu if cpu > 0 else 0.0,
+            "warmup_rps": warm["rps"], "warmup_problem": warm.get("problem"),
+            "raw_memory": sampler.samples}  # fmt: skip
+
+
+def _proto_rounds(targets: list[tuple[Prepared, Callable[[], Row]]], runs: int) -> list[list[Row]]:
+    """Every target measured ``runs`` times, a fresh server each time, going round the targets
+    (run 1 of each, then run 2 ...). A run that could not be measured becomes ``problem``."""
+    results: list[list[Row]] = [[] for _ in targets]
+    for _ in range(runs):
+        for index, (prepared, measure) in enumerate(targets):
+            run = _guard({}, prepared, measure)
+            if not run["status"].startswith("ok"):
+                run = {"problem": run["status"]}
+            results[index].append(run)
+    return results
+
+
+def _proto_row(base: Row, runs: list[Row]) -> Row:
+    """Medians over the measured runs, [min-max] for req/s and peak Pss."""
+    measured = [r for r in runs if "rps" in r]
+    row: Row = {**base, "status": _ws_status(runs), "runs": runs}
+    if not measured:
+        return row
+    rate = _spread([r["rps"] for r in measured])
+    row.update({"rps": rate["median"], "rps_min": rate["min"], "rps_max": rate["max"]})
+    for key in ("p50_ms", "p99_ms", "mean_ms", "max_ms", "rps_per_cpu", "idle_pss", "peak_pss",
+                "after_pss", "peak_rss"):  # fmt: skip
+        values = [r[key] for r in measured if key in r]
+        if values:
+            row[key] = statistics.median(values)
+    row["peak_pss_text"] = _mib_text([r["peak_pss"] for r in measured])
+    row["after_pss_text"] = _mib_text([r["after_pss"] for r in measured])
+    row["failed"] = sum(r["failed"] for r in measured)
+    row["session"] = " / ".join(sorted({r["session"] for r in measured}))
+    return row
+
+
+def _tls_run(ctx: Context, prepared: Prepared, cert: Tls, sizes: ProtoSizes) -> Row:
+    with ctx.server(prepared, tls=cert) as server:
+
+        def drive(seconds: float) -> Row:
+            result = load.run_wrk(server.port, sizes.tls_connections, seconds, tls=True)
+            failed = result.errors + result.non_2xx
+            return {
+                "rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
+                "done": result.requests, "failed": failed, "wrk_output": result.raw,
+                **({"problem": f"failed: {result.errors} socket errors, {result.non_2xx} "
+                    f"non-2xx of {result.requests}"} if failed else {}),
+            }  # fmt: skip
+
+        row = _under_load(server, sizes, drive)
+        row["session"] = load.tls_session(server.port)
+        return row
+
+
+def tls(ctx: Context) -> Table:
+    sizes = PROTO_SIZES[ctx.settings.mode]
+    base = {"connections": sizes.tls_connections}
+    rows: list[Row] = []
+    with _certificate() as cert:
+        missing = (
+            cert if isinstance(cert, str)
+            else None if load.wrk_path() else "unavailable: wrk not installed (apt-get install wrk)"
+        )  # fmt: skip
+        targets: list[tuple[Prepared, Callable[[], Row]]] = []
+        reasons: dict[str, str] = {}
+        for prepared in ctx.targets():
+            if missing is not None:
+                reasons[prepared.spec.name] = missing
+            elif prepared.spec.tls is None:
+                reasons[prepared.spec.name] = f"unavailable: {prepared.spec.no_tls}"
+            elif isinstance(cert, Tls):
+                configured = _proto_prepared(prepared, cert)
+
+                def measure(prepared: Prepared = configured, cert: Tls = cert) -> Row:
+                    return _tls_run(ctx, prepared, cert, sizes)
+
+                targets.append((prepared, measure))
+        measured = dict(
+            zip((p.spec.name for p, _ in targets), _proto_rounds(targets, sizes.runs), strict=True)
+        )
+    for prepared in ctx.targets():
+        name = prepared.spec.name
+        if name in reasons:
+            rows.append(_failed_row({"server": name, **base}, reasons[name]))
+        else:
+            rows.append(_proto_row({"server": name, **base}, measured[name]))
+    ok = [r for r in rows if "rps" in r]
+    reference = next((r for name in ("uvicorn-fast", "uvicorn") for r in ok
+                      if r["server"] == name), None)  # fmt: skip
+    for row in ok:
+        if reference is not None and reference["rps"]:
+            row["ratio"] = row["rps"] / reference["rps"]
+    ref = reference["server"] if reference else "none"
+    return Table(
+        "tls", f"TLS: HTTP/1.1 keep-alive over TLS, wrk (1 thread) with {sizes.tls_connections} "
+        "connections, GET / (FastAPI app)",
+        f"Self-signed P-256 certificate made for the run. Per fresh server: idle reading, "
+        f"{sizes.warmup:g} s of wrk warm-up, then {sizes.duration:g} s measured under the 10 ms "
+        f"peak sampler, 'after' {AFTER_DELAY} s once wrk has closed its connections; "
+        f"{sizes.runs} run(s) per server, interleaved, median [min-max]. 'TLS' is what a default "
+        "OpenSSL client negotiates. req/CPU-s = requests / (utime+stime of the server's whole "
+        f"tree). A run with any socket error or non-2xx response fails. 'x ref' = over {ref}.",
+        (Column("server", "server"), Column("connections", "conns", "int"),
+         Column("session", "TLS"), Column("rps", "req/s", "range"),
+         Column("ratio", "x ref", "ratio"), Column("p50_ms", "p50 ms", "ms"),
+         Column("p99_ms", "p99 ms", "ms"), Column("rps_per_cpu", "req/CPU-s", "rps"),
+         Column("idle_pss", "idle Pss", "mib"), Column("peak_pss_text", "peak Pss MiB"),
+         Column("after_pss_text", "after Pss MiB"), Column("failed", "failed", "int"),
+         Column("status", "status")),
+        rows,
+    )  # fmt: skip
+
+
+def _h2_run(ctx: Context, prepared: Prepared, cert: Tls | None, sizes: ProtoSizes) -> Row:
+    with ctx.server(prepared, tls=cert) as server:
+
+        def drive(seconds: float) -> Row:
+            result = load.run_h2load(
+                server.port, sizes.h2_clients, sizes.h2_streams, seconds, cert is not None
+            )
+            return {
+                "rps": result.rps, "mean_ms": result.mean_ms, "max_ms": result.max_ms,
+                "done": result.succeeded, "failed": result.failed, "protocol": result.protocol,
+                "h2load_output": result.raw,
+                **({"problem": f"failed: {result.problem}"} if result.problem else {}),
+            }  # fmt: skip
+
+        row = _under_load(server, sizes, drive)
+        row["session"] = load.tls_session(server.port) if cert is not None else "cleartext"
+        return row
+
+
+def http2(ctx: Context) -> Table:
+    sizes = PROTO_SIZES[ctx.settings.mode]
+    streams = f"{sizes.h2_clients} x {sizes.h2_streams}"
+    rows: list[Row] = []
+    with _certificate() as cert:
+        missing = cert if isinstance(cert, str) else None
+        if missing is None and load.h2load_path() is None:
+            missing = "unavailable: h2load not installed (apt-get install nghttp2-client)"
+        keys: list[tuple[str, str]] = []  # (server, transport), in table order
+        reasons: dict[tuple[str, str], str] = {}
+        targets: list[tuple[Prepared, Callable[[], Row]]] = []
+        for prepared in ctx.targets():
+            name, h2 = prepared.spec.name, prepared.spec.http2
+            for transport in H2_TRANSPORTS:
+                key = (name, transport)
+                keys.append(key)
+                over_tls = transport == "h2 (TLS)"
+                if missing is not None:
+                    reasons[key] = missing
+                elif h2 is None:
+                    reasons[key] = f"unavailable: {prepared.spec.no_http2}"
+                elif over_tls and (not h2.tls or prepared.spec.tls is None):
+                    reasons[key] = "unavailable: no HTTP/2 over TLS"
+                elif not over_tls and not h2.cleartext:
+                    reasons[key] = "unavailable: no prior-knowledge h2c"
+                elif isinstance(cert, Tls):
+                    configured = _proto_prepared(prepared, cert)
+
+                    def measure(
+                        prepared: Prepared = configured,
+                        cert: Tls | None = cert if over_tls else None,
+                    ) -> Row:
+                        return _h2_run(ctx, prepared, cert, sizes)
+
+                    targets.append((prepared, measure))
+        measured_keys = [k for k in keys if k not in reasons]
+        measured = dict(zip(measured_keys, _proto_rounds(targets, sizes.runs), strict=True))
+    for key in keys:
+        base = {"server": key[0], "transport": key[1], "streams": streams}
+        if key in reasons:
+            rows.append(_failed_row(base, reasons[key]))
+        else:
+            rows.append(_proto_row(base, measured[key]))
+    return Table(
+        "http2", f"HTTP/2: h2load (1 thread), {sizes.h2_clients} connections x "
+        f"{sizes.h2_streams} concurrent streams, GET / (FastAPI app)",
+        f"{load.h2load_version()}. Over TLS ALPN must pick h2; 'h2c' is cleartext with prior "
+        "knowledge (RFC 9113 §3.3), on a server started without TLS. Per fresh server: idle "
+        f"reading, {sizes.warmup:g} s of h2load warm-up, then {sizes.duration:g} s measured under "
+        f"the 10 ms peak sampler; {sizes.runs} run(s) per server and transport, interleaved, "
+        "median [min-max]. Latency is h2load's mean and max time per request. A run with any "
+        "failed, errored, timed-out or non-2xx request, or another protocol than asked, fails.",
+        (Column("server", "server"), Column("transport", "transport"),
+         Column("streams", "conns x streams"), Column("session", "TLS"),
+         Column("rps", "req/s", "range"), Column("mean_ms", "mean ms", "ms"),
+         Column("max_ms", "max ms", "ms"), Column("rps_per_cpu", "req/CPU-s", "rps"),
+         Column("idle_pss", "idle Pss", "mib"), Column("peak_pss_text", "peak Pss MiB"),
+         Column("after_pss", "after Pss", "mib"), Column("failed", "failed", "int"),
+         Column("status", "status")),
+        rows,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -835,5 +1105,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("large_bodies", large_bodies),
     Workload("ws_idle", ws_idle),
     Workload("ws_echo", ws_echo),
+    Workload("tls", tls),
+    Workload("http2", http2),
 )
 WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS)

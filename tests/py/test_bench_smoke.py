@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the harness is a top-level package run from the repo root
     sys.path.insert(0, str(ROOT))
 
-from bench.load import parse_wrk, ws_frame  # noqa: E402
+from bench.load import parse_h2load, parse_wrk, ws_frame  # noqa: E402
 from bench.memory import read_tree, tree_pids  # noqa: E402
 
 WORKLOADS = {
@@ -32,6 +32,8 @@ WORKLOADS = {
     "large_bodies",
     "ws_idle",
     "ws_echo",
+    "tls",
+    "http2",
 }
 SMOKE_SERVERS = {"saltare", "uvicorn"}
 
@@ -62,6 +64,44 @@ def test_wrk_output_is_parsed_into_rate_latencies_and_errors() -> None:
     assert result.p99_ms == pytest.approx(1.5)
     assert result.errors == 3
     assert result.non_2xx == 4
+
+
+H2LOAD_OUTPUT = """\
+starting benchmark...
+TLS Protocol: TLSv1.3
+Cipher: TLS_AES_128_GCM_SHA256
+Application protocol: h2
+finished in 2.00s, 10884.00 req/s, 935.62KB/s
+requests: 21768 total, 21868 started, 21768 done, 21768 succeeded, 0 failed, 0 errored, 0 timeout
+status codes: 21768 2xx, 0 3xx, 0 4xx, 0 5xx
+traffic: 1.83MB (1916144) total, 1.10MB (1153714) headers (space savings 47.00%), 361.38KB data
+                     min         max         mean         sd        +/- sd
+time for request:     1.08ms     29.96ms      8.98ms      2.98ms    87.14%
+"""
+
+
+def test_h2load_output_is_parsed_into_rate_latency_and_protocol() -> None:
+    result = parse_h2load(H2LOAD_OUTPUT, "h2")
+    assert result.rps == 10884.0
+    assert result.succeeded == 21768
+    assert result.failed == 0
+    assert result.protocol == "h2"
+    assert result.mean_ms == pytest.approx(8.98)
+    assert result.max_ms == pytest.approx(29.96)
+    assert result.problem is None
+
+
+def test_h2load_runs_with_failures_or_another_protocol_are_problems() -> None:
+    failing = H2LOAD_OUTPUT.replace("0 failed, 0 errored", "3 failed, 1 errored").replace(
+        "0 5xx", "2 5xx"
+    )
+    assert parse_h2load(failing, "h2").failed == 6
+    assert "3 failed, 1 errored" in (parse_h2load(failing, "h2").problem or "")
+    # A server without h2 in its ALPN list: h2load falls back to HTTP/1.1, which is no h2 figure.
+    fallback = H2LOAD_OUTPUT.replace("Application protocol: h2", "Application protocol: http/1.1")
+    assert parse_h2load(fallback, "h2").problem == "negotiated http/1.1, not h2"
+    nothing = H2LOAD_OUTPUT.replace("21768 succeeded", "0 succeeded")
+    assert "no request completed" in (parse_h2load(nothing, "h2").problem or "")
 
 
 def test_websocket_client_frames_are_masked_as_in_the_rfc_example() -> None:
@@ -129,6 +169,18 @@ def test_smoke_mode_writes_a_table_and_a_row_per_server_for_every_workload(tmp_p
             assert row["ws"], (name, row)
             if name == "ws_idle" and row["status"] == "ok":
                 assert row["held"] == row["echoed"] == row["connections"], row
+
+    # TLS and HTTP/2 rows are figures measured with zero failed requests, or a reason; uvicorn
+    # has no HTTP/2 and says so.
+    for name in ("tls", "http2"):
+        for row in report["workloads"][name]["rows"]:
+            if row["status"] == "ok":
+                assert row["rps"] > 0 and row["failed"] == 0 and row["peak_pss"] > 0, (name, row)
+    h2_rows = report["workloads"]["http2"]["rows"]
+    assert {row["transport"] for row in h2_rows} == {"h2 (TLS)", "h2c"}
+    for row in h2_rows:
+        if row["server"] == "uvicorn":
+            assert row["status"].startswith("unavailable: uvicorn serves HTTP/1.1 only"), row
 
     # One markdown table per workload plus the server/version table, each with a row per server.
     separators = [line for line in text.splitlines() if line.startswith("|---")]
