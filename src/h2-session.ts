@@ -23,6 +23,7 @@ import { userAgentOf } from "./observe/access-log.ts";
 import { type ForwardedClient, resolveForwarded } from "./proxy/forwarded.ts";
 import type { TrustList } from "./proxy/trust.ts";
 import { type ClientConnection, type Peer, SERVER_NAME, type ServerContext } from "./server.ts";
+import { tlsHeadPairs } from "./tls.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -399,7 +400,10 @@ export class H2Session implements ClientConnection {
       clientPort,
       serverHost: this.#ctx.serverHost,
       serverPort: this.#ctx.serverPort,
-      headers: fieldsHeaders,
+      headers:
+        this.#ctx.scheme === "https"
+          ? [...fieldsHeaders, ...tlsHeadPairs(this.#socket)]
+          : fieldsHeaders,
     };
     const link = this.#ctx.pool.pick();
     if (link === null) {

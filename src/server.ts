@@ -35,7 +35,7 @@ import type { Metrics } from "./observe/metrics.ts";
 import { type ForwardedClient, resolveForwarded } from "./proxy/forwarded.ts";
 import { parseProxyHeader } from "./proxy/proxy-protocol.ts";
 import type { TrustList } from "./proxy/trust.ts";
-import { tlsOptions } from "./tls.ts";
+import { tlsHeadPairs, tlsOptions } from "./tls.ts";
 import { WsConnection } from "./websocket.ts";
 import type { WorkerPool } from "./workers.ts";
 import {
@@ -573,7 +573,11 @@ export class Http1Connection implements StreamHandler, ClientConnection {
       clientPort,
       serverHost: this.#ctx.serverHost,
       serverPort: this.#ctx.serverPort,
-      headers: head.headers,
+      // Over TLS, the facts for the ASGI `tls` extension ride along as ":tls-*" pairs. They
+      // are computed per request, not kept per connection: an idle TLS connection should not
+      // hold a client certificate's PEM.
+      headers:
+        this.#ctx.scheme === "https" ? [...head.headers, ...tlsHeadPairs(socket)] : head.headers,
     };
     ex.link = link;
     ex.dispatched = true;

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["ASGI_VERSION", "build_http_scope", "build_websocket_scope"]
+__all__ = ["ASGI_VERSION", "build_http_scope", "build_websocket_scope", "set_server_cert"]
 
 # One shared dict: the ASGI spec describes it as read-only server information.
 ASGI_VERSION: dict[str, str] = {"version": "3.0", "spec_version": "2.3"}
@@ -73,6 +73,47 @@ def _server(host: bytes, port: bytes) -> tuple[str, int | None]:
     return server
 
 
+# The PEM certificate the router presents (first of --ssl-certfile), for the tls extension.
+_server_cert: str | None = None
+
+
+def set_server_cert(path: str | None) -> None:
+    """Remember the server's certificate (the first PEM block of ``path``) for TLS scopes."""
+    global _server_cert  # set once, when a worker starts
+    if path is None:
+        _server_cert = None
+        return
+    with open(path, encoding="ascii", errors="replace") as fh:
+        text = fh.read()
+    end = "-----END CERTIFICATE-----"
+    at = text.find(end)
+    _server_cert = text[: at + len(end)].strip() + "\n" if at >= 0 else None
+
+
+def _tls_extension(headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | None:
+    """Take the router's ":tls-*" pairs off the end of ``headers`` (docs/protocol.md) and
+    return the ASGI ``tls`` extension they describe."""
+    if not headers or not headers[-1][0].startswith(b":"):
+        return None
+    facts: dict[bytes, bytes] = {}
+    while headers and headers[-1][0].startswith(b":"):
+        key, value = headers.pop()
+        facts[key] = value
+    version = facts.get(b":tls-version")
+    cipher = facts.get(b":tls-cipher")
+    cert = facts.get(b":tls-client-cert")
+    subject = facts.get(b":tls-client-name")
+    error = facts.get(b":tls-client-error")
+    return {
+        "server_cert": _server_cert,
+        "client_cert_chain": [cert.decode("ascii")] if cert else [],
+        "client_cert_name": subject.decode("utf-8", "replace") if subject is not None else None,
+        "client_cert_error": error.decode("utf-8", "replace") if error is not None else None,
+        "tls_version": int(version) if version else None,
+        "cipher_suite": int(cipher) if cipher else None,
+    }
+
+
 def _text(value: bytes) -> str:
     text = _TEXT_CACHE.get(value)
     if text is None:
@@ -109,6 +150,10 @@ def build_http_scope(
     if state is not None:
         # ASGI lifespan "state": each request gets a shallow copy of what startup stored.
         scope["state"] = state.copy()
+    if fields[1] in (b"https", b"wss"):
+        tls = _tls_extension(scope["headers"])
+        if tls is not None:
+            scope["extensions"] = {"tls": tls}
     return scope
 
 
@@ -128,5 +173,6 @@ def build_websocket_scope(
             subprotocols.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
     scope["subprotocols"] = subprotocols
     # ASGI websocket "denial response" extension: the app may answer with any HTTP response.
-    scope["extensions"] = _WEBSOCKET_EXTENSIONS
+    tls = scope.get("extensions")
+    scope["extensions"] = _WEBSOCKET_EXTENSIONS if tls is None else {**_WEBSOCKET_EXTENSIONS, **tls}
     return scope

@@ -16,7 +16,7 @@ from . import _protocol as proto
 from ._http import HttpStream
 from ._lifespan import Lifespan
 from ._logging import logger
-from ._scope import build_http_scope, build_websocket_scope
+from ._scope import build_http_scope, build_websocket_scope, set_server_cert
 from ._system import malloc_trim
 from ._websocket import WebSocketStream
 
@@ -174,6 +174,7 @@ class Worker:
         self.app = app
         self.slot = slot
         self.root_path: str = config["root_path"]
+        set_server_cert(config.get("ssl_certfile"))
         self._shutdown_timeout: float = config["shutdown_timeout"]
         self.lifespan = Lifespan(app, config["lifespan"])
         self.lifespan_state: dict[str, Any] | None = None

@@ -187,3 +187,39 @@ def test_client_certificate_options_need_a_ca(certs):
     result = run_cli(*tls_args(certs, "--ssl-cert-reqs", "required"))
     assert result.returncode == 2
     assert "--ssl-ca-certs" in result.stderr
+
+
+def test_the_tls_scope_extension(serve, certs):
+    server = serve(
+        "tls_app:app",
+        *tls_args(certs, "--ssl-ca-certs", str(certs["ca"]), "--ssl-cert-reqs", "optional"),
+    )
+    anonymous = httpx.get(server.url + "/", verify=client_context(certs)).json()
+    tls = anonymous["tls"]
+    assert tls["tls_version"] == 0x0304
+    assert tls["cipher_suite"] in (0x1301, 0x1302, 0x1303)
+    assert tls["server_cert"] == certs["cert"].read_text().strip() + "\n"
+    assert tls["client_cert_chain"] == []
+    assert tls["client_cert_name"] is None
+    # The router's ":tls-*" pairs never show up as headers.
+    assert not any(name.startswith(":") for name in anonymous["header_names"])
+    with_cert = httpx.get(server.url + "/", verify=client_context(certs, "client")).json()["tls"]
+    assert len(with_cert["client_cert_chain"]) == 1
+    sent = ssl.PEM_cert_to_DER_cert(with_cert["client_cert_chain"][0])
+    expected = certs["client"].read_text().split("-----BEGIN CERTIFICATE-----")[1]
+    assert sent == ssl.PEM_cert_to_DER_cert("-----BEGIN CERTIFICATE-----" + expected)
+    # trustme's subject is O=trustme..., OU=Testing cert...; RFC 4514 lists the last RDN first.
+    name = with_cert["client_cert_name"]
+    assert name.startswith("OU=Testing cert ")
+    assert name.endswith(",O=trustme v1.2.1")
+    assert with_cert["client_cert_error"] is None
+    # HTTP/2 streams carry it too.
+    with httpx.Client(http2=True, verify=client_context(certs)) as client:
+        over_h2 = client.get(server.url + "/").json()
+    assert over_h2["http_version"] == "2"
+    assert over_h2["tls"]["tls_version"] == 0x0304
+
+
+def test_no_tls_extension_without_tls(serve):
+    server = serve("tls_app:app")
+    assert httpx.get(server.url + "/").json()["tls"] is None
