@@ -84,12 +84,12 @@ function pem(der: Uint8Array): string {
 
 /** RFC 4514 string of a certificate subject as Bun/Node give it ({CN: "...", O: "..."}). */
 function rfc4514(subject: Record<string, unknown>): string {
-  const escape = (v: string) =>
+  const escapeValue = (v: string) =>
     v.replace(/([,+"\\<>;=])/g, "\\$1").replace(/^([ #])|( )$/g, "\\$1$2");
   const parts: string[] = [];
   for (const [key, value] of Object.entries(subject)) {
     for (const v of Array.isArray(value) ? value : [value])
-      parts.push(`${key}=${escape(String(v))}`);
+      parts.push(`${key}=${escapeValue(String(v))}`);
   }
   // RFC 4514 §2.1: the most specific RDN first, the reverse of the certificate's order.
   return parts.reverse().join(",");
