@@ -13,6 +13,7 @@
 import type { Socket } from "bun";
 import { INITIAL_WINDOW, type RequestHeadFields } from "./bridge/codec.ts";
 import type { StreamHandler, WorkerLink } from "./bridge/worker-link.ts";
+import { flushQueue, ipv4, joinHostPort, writeOrRest } from "./client-socket.ts";
 import { HttpError } from "./http1/errors.ts";
 import { formatDate } from "./http1/response.ts";
 import { H2Connection, type H2Event } from "./http2/connection.ts";
@@ -26,14 +27,6 @@ import { type ClientConnection, type Peer, SERVER_NAME, type ServerContext } fro
 import { tlsHeadPairs } from "./tls.ts";
 
 const EMPTY = new Uint8Array(0);
-
-function ipv4(address: string): string {
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
-}
-
-function hostPort(host: string, port: string): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 /** One request/response on an HTTP/2 connection, as a worker stream's handler. */
 class H2Stream implements StreamHandler {
@@ -164,19 +157,14 @@ export class H2Session implements ClientConnection {
 
   onDrain(): void {
     const out = this.#out;
-    const metrics = this.#ctx.observers.metrics;
-    while (out !== null && out.length > 0) {
-      const chunk = out[0] as Uint8Array;
-      const written = this.#socket.write(chunk);
-      if (metrics !== null && written > 0) metrics.bytesSent += written;
-      if (written < chunk.byteLength) {
-        out[0] = chunk.subarray(Math.max(written, 0));
+    if (out !== null) {
+      const written = flushQueue(this.#socket, out, this.#ctx.observers.metrics);
+      if (out.length > 0) {
         if (written > 0) {
           this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
         }
         return;
       }
-      out.shift();
     }
     this.#out = null;
     this.#writeDeadline = 0;
@@ -555,13 +543,14 @@ export class H2Session implements ClientConnection {
     let client: string | null;
     const forwarded = s.forwarded;
     if (forwarded !== null && forwarded.host !== null) {
-      client = forwarded.host === "" ? null : hostPort(forwarded.host, forwarded.port as string);
+      client =
+        forwarded.host === "" ? null : joinHostPort(forwarded.host, forwarded.port as string);
     } else if (this.#peer !== null) {
-      client = hostPort(this.#peer.host, String(this.#peer.port));
+      client = joinHostPort(this.#peer.host, String(this.#peer.port));
     } else if (this.#ctx.unix) {
       client = null;
     } else {
-      client = hostPort(ipv4(this.#socket.remoteAddress), String(this.#socket.remotePort));
+      client = joinHostPort(ipv4(this.#socket.remoteAddress), String(this.#socket.remotePort));
     }
     accessLog.write({
       method: s.method,
@@ -618,15 +607,11 @@ export class H2Session implements ClientConnection {
       this.#out.push(bytes);
       return false;
     }
-    const written = this.#socket.write(bytes);
-    const metrics = this.#ctx.observers.metrics;
-    if (metrics !== null && written > 0) metrics.bytesSent += written;
-    if (written < bytes.byteLength) {
-      this.#out = [bytes.subarray(Math.max(written, 0))];
-      this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
-      return false;
-    }
-    return true;
+    const rest = writeOrRest(this.#socket, bytes, this.#ctx.observers.metrics);
+    if (rest === null) return true;
+    this.#out = [rest];
+    this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
+    return false;
   }
 
   #maybeFinish(force = false): void {

@@ -11,6 +11,7 @@ import { chmodSync } from "node:fs";
 import type { Socket, SocketHandler, SocketListener } from "bun";
 import { INITIAL_WINDOW, type RequestHeadFields } from "./bridge/codec.ts";
 import type { StreamHandler, WorkerLink } from "./bridge/worker-link.ts";
+import { flushQueue, ipv4, joinHostPort, writeOrRest } from "./client-socket.ts";
 import type { RouterConfig } from "./config.ts";
 import { H2Session } from "./h2-session.ts";
 import { HttpError } from "./http1/errors.ts";
@@ -119,15 +120,6 @@ export interface ServerContext {
 export interface Peer {
   host: string;
   port: number;
-}
-
-function joinHostPort(host: string, port: string): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function ipv4(address: string): string {
-  // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; ASGI apps expect a.b.c.d.
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
 
 /**
@@ -251,18 +243,14 @@ export class Http1Connection implements StreamHandler, ClientConnection {
 
   onDrain(): void {
     const out = this.#out;
-    const metrics = this.#ctx.observers.metrics;
-    while (out !== null && out.length > 0) {
-      const chunk = out[0] as Uint8Array;
-      const written = this.#socket.write(chunk);
-      if (metrics !== null && written > 0) metrics.bytesSent += written;
-      if (written < chunk.byteLength) {
-        out[0] = chunk.subarray(Math.max(written, 0));
-        if (written > 0)
+    if (out !== null) {
+      const written = flushQueue(this.#socket, out, this.#ctx.observers.metrics);
+      if (out.length > 0) {
+        if (written > 0) {
           this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
+        }
         return;
       }
-      out.shift();
     }
     this.#out = null;
     this.#writeDeadline = 0;
@@ -875,19 +863,16 @@ export class Http1Connection implements StreamHandler, ClientConnection {
       const ex = this.#ex;
       if (ex !== null) ex.sent += data.byteLength;
     }
+    // Queued bytes are copied: `data` may be a view into a worker frame that dies with the call.
     if (this.#out !== null) {
       this.#out.push(data.slice());
       return true;
     }
-    const written = this.#socket.write(data);
-    const metrics = this.#ctx.observers.metrics;
-    if (metrics !== null && written > 0) metrics.bytesSent += written;
-    if (written < data.byteLength) {
-      this.#out = [data.slice(Math.max(written, 0))];
-      this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
-      return true;
-    }
-    return false;
+    const rest = writeOrRest(this.#socket, data, this.#ctx.observers.metrics);
+    if (rest === null) return false;
+    this.#out = [rest.slice()];
+    this.#writeDeadline = performance.now() + this.#ctx.config.write_timeout * 1000;
+    return true;
   }
 
   /** Answer with a router-generated error response and close (the app never sees it). */

@@ -11,6 +11,7 @@
 import type { Socket } from "bun";
 import { INITIAL_WINDOW, MessageKind } from "./bridge/codec.ts";
 import type { StreamHandler, WorkerLink } from "./bridge/worker-link.ts";
+import { flushQueue, writeOrRest } from "./client-socket.ts";
 import { log } from "./log.ts";
 import { noteTransient } from "./memory.ts";
 import type { ClientConnection, ServerContext } from "./server.ts";
@@ -339,16 +340,9 @@ export class WsConnection implements StreamHandler, ClientConnection {
 
   onDrain(): void {
     const out = this.#out;
-    const metrics = this.#ctx.observers.metrics;
-    while (out !== null && out.length > 0) {
-      const chunk = out[0] as Uint8Array;
-      const written = this.#socket.write(chunk);
-      if (metrics !== null && written > 0) metrics.bytesSent += written;
-      if (written < chunk.byteLength) {
-        out[0] = chunk.subarray(Math.max(written, 0));
-        return;
-      }
-      out.shift();
+    if (out !== null) {
+      flushQueue(this.#socket, out, this.#ctx.observers.metrics);
+      if (out.length > 0) return;
     }
     this.#out = null;
     if (this.#owed > 0) {
@@ -445,14 +439,10 @@ export class WsConnection implements StreamHandler, ClientConnection {
       this.#out.push(data);
       return true;
     }
-    const written = this.#socket.write(data);
-    const metrics = this.#ctx.observers.metrics;
-    if (metrics !== null && written > 0) metrics.bytesSent += written;
-    if (written < data.byteLength) {
-      this.#out = [data.subarray(Math.max(written, 0))];
-      return true;
-    }
-    return false;
+    const rest = writeOrRest(this.#socket, data, this.#ctx.observers.metrics);
+    if (rest === null) return false;
+    this.#out = [rest];
+    return true;
   }
 
   #endAfterWrite(): void {

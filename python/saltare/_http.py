@@ -18,7 +18,7 @@ from ._logging import logger
 if TYPE_CHECKING:
     from ._worker import RouterLink
 
-__all__ = ["HttpStream"]
+__all__ = ["HttpStream", "internal_error_response"]
 
 # RFC 9110 §5.1 token for names; §5.5 field values: no CTLs except HTAB. Checking here means a
 # bad header raises inside the app (as uvicorn does) and never reaches the router or the wire.
@@ -30,6 +30,20 @@ _EMPTY_BODY_END = {"type": "http.request", "body": b"", "more_body": False}
 
 # Largest body frame the worker sends; bigger app chunks are split (they still obey the window).
 _MAX_CHUNK = 64 * 1024
+
+
+_INTERNAL_ERROR_HEADERS = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"connection", b"close"),
+    (b"content-length", b"21"),
+)
+
+
+def internal_error_response(stream_id: int) -> bytes:
+    """The whole 500 RESPONSE frame for an app that failed before its response started."""
+    return proto.encode_response(
+        stream_id, 500, _INTERNAL_ERROR_HEADERS, b"Internal Server Error", True
+    )
 
 
 class HttpStream:
@@ -253,19 +267,7 @@ class HttpStream:
             if error is not None or not self.complete:
                 # Nothing is on the wire yet, so the client still gets a clean 500.
                 if not self.disconnected:
-                    link.write(
-                        proto.encode_response(
-                            self.id,
-                            500,
-                            [
-                                (b"content-type", b"text/plain; charset=utf-8"),
-                                (b"connection", b"close"),
-                                (b"content-length", b"21"),
-                            ],
-                            b"Internal Server Error",
-                            True,
-                        )
-                    )
+                    link.write(internal_error_response(self.id))
                 self.complete = True
         elif not self.complete or error is not None:
             if error is not None:

@@ -379,16 +379,20 @@ def decode_window(payload: bytes) -> int:
 
 def decode_reset(payload: bytes) -> tuple[int, str]:
     """A RESET payload as (code, reason); a malformed UTF-8 reason is decoded with U+FFFD."""
-    if len(payload) < 2:
-        raise ProtocolError(f"peer sent a RESET payload too short for code ({len(payload)} bytes)")
-    (code,) = _U16.unpack_from(payload)
-    return int(code), payload[2:].decode("utf-8", "replace")
+    return _decode_code_reason("RESET", payload)
 
 
 def decode_close(payload: bytes) -> tuple[int, str]:
     """A CLOSE payload as (code, reason); a malformed UTF-8 reason is decoded with U+FFFD."""
+    return _decode_code_reason("CLOSE", payload)
+
+
+def _decode_code_reason(frame: str, payload: bytes) -> tuple[int, str]:
+    # RESET and CLOSE share their layout: u16 code, then a UTF-8 reason.
     if len(payload) < 2:
-        raise ProtocolError(f"peer sent a CLOSE payload too short for code ({len(payload)} bytes)")
+        raise ProtocolError(
+            f"peer sent a {frame} payload too short for code ({len(payload)} bytes)"
+        )
     (code,) = _U16.unpack_from(payload)
     return int(code), payload[2:].decode("utf-8", "replace")
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _protocol as proto
-from ._http import HttpStream
+from ._http import HttpStream, internal_error_response
 from ._logging import logger
 
 if TYPE_CHECKING:
@@ -327,18 +327,7 @@ class WebSocketStream:
             else:
                 logger.error("ASGI callable returned without accepting or closing the WebSocket.")
             if link is not None:
-                link.write(
-                    proto.encode_response(
-                        self.id,
-                        500,
-                        [
-                            (b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", b"21"),
-                        ],
-                        b"Internal Server Error",
-                        True,
-                    )
-                )
+                link.write(internal_error_response(self.id))
         elif state == _CONNECTED:
             if error is not None:
                 logger.error("Exception in ASGI application", exc_info=error)

@@ -491,20 +491,19 @@ export function decodeWindow(payload: Uint8Array): number {
 
 /** A RESET payload; a malformed UTF-8 reason is decoded with U+FFFD. */
 export function decodeReset(payload: Uint8Array): { code: number; reason: string } {
-  if (payload.length < 2) {
-    throw new ProtocolError(
-      `peer sent a RESET payload too short for code (${payload.length} bytes)`,
-    );
-  }
-  const reason = payload.length === 2 ? "" : utf8Decoder.decode(payload.subarray(2));
-  return { code: u16(payload, 0), reason };
+  return decodeCodeReason("RESET", payload);
 }
 
 /** A CLOSE payload; a malformed UTF-8 reason is decoded with U+FFFD. */
 export function decodeClose(payload: Uint8Array): { code: number; reason: string } {
+  return decodeCodeReason("CLOSE", payload);
+}
+
+/** RESET and CLOSE share their layout: `u16 code`, then a UTF-8 reason. */
+function decodeCodeReason(frame: string, payload: Uint8Array): { code: number; reason: string } {
   if (payload.length < 2) {
     throw new ProtocolError(
-      `peer sent a CLOSE payload too short for code (${payload.length} bytes)`,
+      `peer sent a ${frame} payload too short for code (${payload.length} bytes)`,
     );
   }
   const reason = payload.length === 2 ? "" : utf8Decoder.decode(payload.subarray(2));
